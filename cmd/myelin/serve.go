@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"myelin/clientapi"
+	"myelin/config"
+	"myelin/federation"
+	"myelin/keys"
+	"myelin/storage"
+)
+
+// shutdownGrace is how long in-flight requests get to finish after SIGINT/SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	path := fs.String("config", "myelin.yaml", "the configuration file; created with defaults if missing")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log := logrus.New()
+	log.SetOutput(stderr)
+
+	created, err := ensureConfig(*path)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	setupLogging(log, cfg.Log)
+	entry := logrus.NewEntry(log)
+	if created {
+		entry.WithField("path", *path).Info("no configuration found: wrote a default one")
+	}
+	srv, err := openServer(ctx, cfg, entry)
+	if err != nil {
+		return err
+	}
+	return srv.run(ctx)
+}
+
+// ensureConfig writes the default configuration at path if nothing is there.
+func ensureConfig(path string) (bool, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if _, err := f.Write(config.Generate(config.GenerateOptions{})); err != nil {
+		f.Close()
+		return false, err
+	}
+	return true, f.Close()
+}
+
+func setupLogging(log *logrus.Logger, c config.Log) {
+	if c.Format == "json" {
+		log.SetFormatter(&logrus.JSONFormatter{})
+	} else {
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
+	}
+	level, err := logrus.ParseLevel(c.Level)
+	if err != nil {
+		level = logrus.InfoLevel // Validate has already refused unknown levels
+	}
+	log.SetLevel(level)
+}
+
+// server is every component of one running homeserver, wired together.
+type server struct {
+	cfg        *config.Config
+	log        *logrus.Entry
+	db         *storage.DB
+	client     *http.Server
+	federation *http.Server
+	tlsConfig  *tls.Config
+}
+
+func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*server, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	key, err := loadOrCreateSigningKey(cfg.SigningKeyPath, log)
+	if err != nil {
+		return nil, err
+	}
+	certPath, keyPath, generated := cfg.TLSPaths()
+	if generated {
+		made, err := federation.EnsureSelfSignedCert(certPath, keyPath, cfg.ServerName)
+		if err != nil {
+			return nil, fmt.Errorf("generating a self-signed federation certificate: %w", err)
+		}
+		if made {
+			log.WithField("path", certPath).Warn("federation.tls_cert is not set: generated a self-signed certificate, which other servers will not trust")
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("loading the federation certificate: %w", err)
+	}
+
+	db, err := storage.Open(ctx, storage.Config{
+		URL:          cfg.Database.URL,
+		SQLitePath:   cfg.SQLitePath(),
+		Synchronous:  cfg.Database.Synchronous,
+		MaxOpenConns: cfg.Database.MaxOpenConns,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the database: %w", err)
+	}
+
+	client := clientapi.New(clientapi.Config{
+		ServerName:      cfg.ServerName,
+		PublicBaseURL:   cfg.Client.PublicBaseURL,
+		WellKnownServer: cfg.Federation.WellKnownServer,
+		MaxBodyBytes:    cfg.Client.MaxBodyBytes,
+	}, log)
+	fed := federation.NewServer(federation.Config{
+		ServerName:   cfg.ServerName,
+		SigningKey:   key,
+		MaxBodyBytes: cfg.Client.MaxBodyBytes,
+	}, log)
+
+	return &server{
+		cfg: cfg,
+		log: log,
+		db:  db,
+		client: &http.Server{
+			Handler:           client.Handler(),
+			ReadHeaderTimeout: 30 * time.Second,
+			// No WriteTimeout: /sync long-polls; each handler bounds its own wait.
+		},
+		federation: &http.Server{
+			Handler:           fed.Handler(),
+			ReadHeaderTimeout: 30 * time.Second,
+		},
+		tlsConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+	}, nil
+}
+
+func loadOrCreateSigningKey(path string, log *logrus.Entry) (keys.SigningKey, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		k, err := keys.GenerateSigningKey()
+		if err != nil {
+			return keys.SigningKey{}, err
+		}
+		if err := keys.WriteSigningKey(path, k); err != nil {
+			return keys.SigningKey{}, fmt.Errorf("writing the signing key: %w", err)
+		}
+		log.WithFields(logrus.Fields{"path": path, "key_id": k.ID}).Info("generated a new server signing key")
+		return k, nil
+	}
+	k, err := keys.LoadSigningKey(path)
+	if err != nil {
+		return keys.SigningKey{}, fmt.Errorf("loading the signing key: %w", err)
+	}
+	return k, nil
+}
+
+// run serves until ctx is cancelled, then drains in-flight requests and closes the database.
+func (s *server) run(ctx context.Context) error {
+	clientLn, err := net.Listen("tcp", s.cfg.Client.Listen)
+	if err != nil {
+		s.db.Close()
+		return fmt.Errorf("client listener: %w", err)
+	}
+	fedLn, err := net.Listen("tcp", s.cfg.Federation.Listen)
+	if err != nil {
+		clientLn.Close()
+		s.db.Close()
+		return fmt.Errorf("federation listener: %w", err)
+	}
+	s.log.WithFields(logrus.Fields{
+		"server_name": s.cfg.ServerName,
+		"client":      clientLn.Addr().String(),
+		"federation":  fedLn.Addr().String(),
+		"database":    s.db.Dialect().String(),
+	}).Info("myelin is listening")
+
+	errs := make(chan error, 2)
+	go func() { errs <- s.client.Serve(clientLn) }()
+	go func() { errs <- s.federation.Serve(tls.NewListener(fedLn, s.tlsConfig)) }()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down")
+	case serveErr = <-errs:
+		s.log.WithError(serveErr).Error("a listener failed; shutting down")
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := s.client.Shutdown(shutdownCtx); err != nil {
+		s.log.WithError(err).Warn("client listener did not drain in time")
+	}
+	if err := s.federation.Shutdown(shutdownCtx); err != nil {
+		s.log.WithError(err).Warn("federation listener did not drain in time")
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing the database: %w", err)
+	}
+	s.log.Info("stopped")
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}

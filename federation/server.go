@@ -1,0 +1,111 @@
+// Package federation is the Server-Server API: the inbound server, the outbound client, server
+// discovery and the per-destination sender queues.
+package federation
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
+
+	"myelin/keys"
+	"myelin/mxhttp"
+)
+
+// keyValidity is how long other servers may cache our key document. Short enough that a key
+// rotation propagates within a day, long enough that notaries are not asked constantly.
+const keyValidity = 24 * time.Hour
+
+// Version is reported by /_matrix/federation/v1/version.
+var Version = "dev"
+
+// Config is what the federation server needs from the server configuration.
+type Config struct {
+	ServerName   string
+	SigningKey   keys.SigningKey
+	MaxBodyBytes int64
+	// OldVerifyKeys are keys this server used to sign with, by key id, kept so that other servers
+	// can still verify events we signed with them.
+	OldVerifyKeys map[string]OldVerifyKey
+}
+
+// OldVerifyKey is a retired signing key's public half and when it stopped being used.
+type OldVerifyKey struct {
+	Key       string `json:"key"`
+	ExpiredTS int64  `json:"expired_ts"`
+}
+
+// Server serves the Server-Server API.
+type Server struct {
+	cfg Config
+	log *logrus.Entry
+	now func() time.Time
+}
+
+// NewServer returns the federation server.
+func NewServer(cfg Config, log *logrus.Entry) *Server {
+	return &Server{cfg: cfg, log: log.WithField("component", "federation"), now: time.Now}
+}
+
+// Handler returns the HTTP handler for the federation listener.
+func (s *Server) Handler() http.Handler {
+	r := mux.NewRouter()
+	r.UseEncodedPath()
+	r.NotFoundHandler = mxhttp.Handle(func(*http.Request) (mxhttp.Response, error) {
+		return mxhttp.Response{}, mxhttp.Unrecognized("unrecognized request")
+	})
+	r.MethodNotAllowedHandler = mxhttp.Handle(func(*http.Request) (mxhttp.Response, error) {
+		return mxhttp.Response{}, mxhttp.MethodNotAllowed()
+	})
+	r.Handle("/_matrix/key/v2/server", mxhttp.Handle(s.serverKeys)).Methods(http.MethodGet)
+	// The key id path segment is deprecated; servers return all keys regardless.
+	r.Handle("/_matrix/key/v2/server/{keyID}", mxhttp.Handle(s.serverKeys)).Methods(http.MethodGet)
+	r.Handle("/_matrix/federation/v1/version", mxhttp.Handle(s.version)).Methods(http.MethodGet)
+	return mxhttp.Middleware(s.log, s.cfg.MaxBodyBytes)(r)
+}
+
+// ServerKeys is the key document of server-server-api.md "Publishing Keys".
+type ServerKeys struct {
+	ServerName    string                  `json:"server_name"`
+	VerifyKeys    map[string]VerifyKey    `json:"verify_keys"`
+	OldVerifyKeys map[string]OldVerifyKey `json:"old_verify_keys"`
+	ValidUntilTS  int64                   `json:"valid_until_ts"`
+}
+
+// VerifyKey is a current public signing key.
+type VerifyKey struct {
+	Key string `json:"key"`
+}
+
+// KeyDocument returns our signed key document, valid for keyValidity from now.
+func (s *Server) KeyDocument() ([]byte, error) {
+	old := s.cfg.OldVerifyKeys
+	if old == nil {
+		old = map[string]OldVerifyKey{}
+	}
+	doc := ServerKeys{
+		ServerName:    s.cfg.ServerName,
+		VerifyKeys:    map[string]VerifyKey{s.cfg.SigningKey.ID: {Key: keys.EncodeBase64(s.cfg.SigningKey.Public())}},
+		OldVerifyKeys: old,
+		ValidUntilTS:  s.now().Add(keyValidity).UnixMilli(),
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	return keys.SignJSON(s.cfg.ServerName, s.cfg.SigningKey.ID, s.cfg.SigningKey.Private, b)
+}
+
+func (s *Server) serverKeys(*http.Request) (mxhttp.Response, error) {
+	doc, err := s.KeyDocument()
+	if err != nil {
+		return mxhttp.Response{}, mxhttp.Internal(err)
+	}
+	return mxhttp.OK(json.RawMessage(doc)), nil
+}
+
+func (s *Server) version(*http.Request) (mxhttp.Response, error) {
+	return mxhttp.OK(map[string]any{"server": map[string]string{"name": "Myelin", "version": Version}}), nil
+}

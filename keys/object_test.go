@@ -1,0 +1,19 @@
+package keys
+
+import "testing"
+
+func TestObjectEncode(t *testing.T) {
+	o, err := ParseObject([]byte(`{"\n\u0001\"k":[1,{"a":"\t"}],"b":{},"c":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o2, out := o.Encode()
+	if string(out) != string(o.JSON()) {
+		t.Fatalf("Encode JSON %s", out)
+	}
+	for i, m := range o2.Members() {
+		if m.Key != o.Members()[i].Key || string(m.Value) != string(o.Members()[i].Value) {
+			t.Fatalf("member %d: %q=%s, want %s", i, m.Key, m.Value, o.Members()[i].Value)
+		}
+	}
+}

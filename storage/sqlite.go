@@ -1,0 +1,80 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	_ "github.com/mattn/go-sqlite3" // registers "sqlite3"
+)
+
+// busyTimeoutMS is how long a connection waits for a lock before failing with SQLITE_BUSY.
+// In WAL mode readers never wait for the writer; this covers checkpoints and a second process.
+const busyTimeoutMS = 10000
+
+func sqliteSynchronous(s string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "normal":
+		return "NORMAL", nil
+	case "full":
+		return "FULL", nil
+	default:
+		return "", fmt.Errorf("storage: sqlite synchronous must be \"normal\" or \"full\", not %q", s)
+	}
+}
+
+func openSQLite(ctx context.Context, path, synchronous string) (*DB, error) {
+	if path == ":memory:" || strings.HasPrefix(path, "file:") || strings.Contains(path, "?") {
+		// The writer and the readers are separate connections and must share one file.
+		return nil, fmt.Errorf("storage: sqlite path %q must be a plain file path", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("storage: creating the database directory: %w", err)
+	}
+	// The database holds personal data. SQLite gives its -wal and -shm files the mode of the
+	// database file, so creating that one 0600 covers all three.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("storage: opening the database file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("storage: opening the database file: %w", err)
+	}
+
+	common := fmt.Sprintf("_busy_timeout=%d&_foreign_keys=on&_synchronous=%s", busyTimeoutMS, synchronous)
+	// BEGIN IMMEDIATE takes the write lock when the transaction starts, so a transaction that
+	// read first can never fail to upgrade to a writer halfway through.
+	writer, err := sql.Open("sqlite3", path+"?"+common+"&_journal_mode=WAL&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("storage: opening sqlite writer: %w", err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	writer.SetConnMaxIdleTime(0)
+
+	var mode string
+	if err := writer.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return nil, errors.Join(fmt.Errorf("storage: opening sqlite writer: %w", err), writer.Close())
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return nil, errors.Join(fmt.Errorf("storage: sqlite refused WAL mode (journal_mode is %q)", mode), writer.Close())
+	}
+
+	reader, err := sql.Open("sqlite3", path+"?"+common+"&_query_only=on")
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("storage: opening sqlite readers: %w", err), writer.Close())
+	}
+	readers := max(4, runtime.GOMAXPROCS(0))
+	reader.SetMaxOpenConns(readers)
+	reader.SetMaxIdleConns(readers)
+	if err := reader.PingContext(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("storage: opening sqlite readers: %w", err), reader.Close(), writer.Close())
+	}
+	return &DB{dialect: SQLite, writer: writer, reader: reader}, nil
+}

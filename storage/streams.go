@@ -1,0 +1,34 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// NextStreamPosition allocates the next position on stream, starting at 1. The row stays
+// locked until the transaction ends, so transactions on one stream commit in the order of
+// their positions: a reader never sees position n+1 committed while n is still pending.
+func (tx *Tx) NextStreamPosition(ctx context.Context, stream string) (int64, error) {
+	var pos int64
+	err := tx.QueryRow(ctx, `INSERT INTO stream_positions (stream, pos) VALUES ($1, 1)
+		ON CONFLICT (stream) DO UPDATE SET pos = stream_positions.pos + 1
+		RETURNING pos`, stream).Scan(&pos)
+	if err != nil {
+		return 0, fmt.Errorf("storage: next position on stream %q: %w", stream, err)
+	}
+	return pos, nil
+}
+
+// CurrentStreamPosition returns the last position allocated on stream, 0 if none yet.
+func CurrentStreamPosition(ctx context.Context, r Reader, stream string) (int64, error) {
+	var pos int64
+	err := r.QueryRow(ctx, `SELECT pos FROM stream_positions WHERE stream = $1`, stream).Scan(&pos)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("storage: position of stream %q: %w", stream, err)
+	}
+	return pos, nil
+}

@@ -1,0 +1,97 @@
+package sytest
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"myelin/config"
+	"myelin/keys"
+)
+
+func runCLI(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Dir = t.TempDir()
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	_ = cmd.Run()
+	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+}
+
+func TestCLIUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"frobnicate"},
+		{"serve", "--no-such-flag"},
+		{"generate-keys"},
+		{"generate-config", "stray"},
+		{"version", "--x"},
+	} {
+		_, stderr, code := runCLI(t, "", args...)
+		if code != 2 {
+			t.Errorf("myelin %v: exit %d, want 2", args, code)
+		}
+		if !strings.Contains(stderr, "usage") && !strings.Contains(stderr, "Usage") {
+			t.Errorf("myelin %v: no usage printed: %q", args, stderr)
+		}
+	}
+}
+
+func TestCLIVersion(t *testing.T) {
+	out, _, code := runCLI(t, "", "version")
+	if code != 0 || !strings.HasPrefix(out, "myelin ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+func TestCLIGenerateConfig(t *testing.T) {
+	out, stderr, code := runCLI(t, "", "generate-config", "--server-name", "example.org",
+		"--data-dir", "/srv/myelin", "--client-listen", "127.0.0.1:9008",
+		"--federation-listen", "127.0.0.1:9448", "--database", "postgres://myelin@localhost/myelin")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	cfg, err := config.Parse("stdout", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ServerName != "example.org" || cfg.DataDir != "/srv/myelin" || cfg.Client.Listen != "127.0.0.1:9008" ||
+		cfg.Federation.Listen != "127.0.0.1:9448" || cfg.Database.URL != "postgres://myelin@localhost/myelin" {
+		t.Errorf("flags not applied: %+v", cfg)
+	}
+	if !strings.Contains(out, "#") {
+		t.Error("generated config has no comments")
+	}
+	if _, _, code := runCLI(t, "", "generate-config", "--server-name", "bad name"); code == 0 {
+		t.Error("an invalid server name was accepted")
+	}
+}
+
+func TestCLIGenerateKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signing.key")
+	if _, stderr, code := runCLI(t, "", "generate-keys", "--out", path); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	data, _ := os.ReadFile(path)
+	if f := strings.Fields(string(data)); len(f) != 3 || f[0] != "ed25519" {
+		t.Errorf("not in the Synapse format: %q", data)
+	}
+	if _, err := keys.LoadSigningKey(path); err != nil {
+		t.Errorf("written key does not load: %v", err)
+	}
+	// Never overwrite an existing key: that would orphan every event signed with it.
+	if _, _, code := runCLI(t, "", "generate-keys", "--out", path); code == 0 {
+		t.Error("an existing key file was overwritten")
+	}
+}
