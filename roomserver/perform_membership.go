@@ -1,0 +1,123 @@
+package roomserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"myelin/roomserver/auth"
+	"myelin/roomserver/event"
+)
+
+// Join makes a local user join a room this server is in. A room this server does not know
+// needs a join over federation: ErrRemoteJoinUnsupported.
+func (s *Server) Join(ctx context.Context, roomID, userID string) (*event.Event, error) {
+	ev, err := s.sendMembership(ctx, roomID, userID, userID, "join", "", nil)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrRemoteJoinUnsupported, roomID)
+	}
+	return ev, err
+}
+
+// Leave makes a local user leave a room, or reject an invite, or withdraw a knock.
+func (s *Server) Leave(ctx context.Context, roomID, userID string) (*event.Event, error) {
+	return s.sendMembership(ctx, roomID, userID, userID, "leave", "", nil)
+}
+
+// Invite invites target on behalf of sender. isDirect marks the invite as a direct chat.
+func (s *Server) Invite(ctx context.Context, roomID, sender, target, reason string, isDirect bool) (*event.Event, error) {
+	var extra map[string]any
+	if isDirect {
+		extra = map[string]any{"is_direct": true}
+	}
+	return s.sendMembership(ctx, roomID, sender, target, "invite", reason, extra)
+}
+
+// Kick makes target leave on behalf of sender.
+func (s *Server) Kick(ctx context.Context, roomID, sender, target, reason string) (*event.Event, error) {
+	if sender == target {
+		return nil, fmt.Errorf("%w: a user cannot kick themselves", ErrInvalid)
+	}
+	return s.sendMembership(ctx, roomID, sender, target, "leave", reason, nil)
+}
+
+// Ban bans target on behalf of sender.
+func (s *Server) Ban(ctx context.Context, roomID, sender, target, reason string) (*event.Event, error) {
+	return s.sendMembership(ctx, roomID, sender, target, "ban", reason, nil)
+}
+
+// Unban lifts the ban of target: their membership becomes "leave".
+func (s *Server) Unban(ctx context.Context, roomID, sender, target, reason string) (*event.Event, error) {
+	var ev *event.Event
+	err := s.withRoom(ctx, roomID, func(w *roomWork) error {
+		m, err := s.membershipOf(ctx, w, target)
+		if err != nil {
+			return err
+		}
+		if m != "ban" {
+			return fmt.Errorf("%w: %s is not banned", ErrNotAllowed, target)
+		}
+		ev, err = s.addLocal(ctx, w, memberProto(sender, target, "leave", reason, nil))
+		return err
+	})
+	return ev, err
+}
+
+// Knock asks to join a room whose join rule is "knock".
+func (s *Server) Knock(ctx context.Context, roomID, userID, reason string) (*event.Event, error) {
+	ev, err := s.sendMembership(ctx, roomID, userID, userID, "knock", reason, nil)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrRemoteJoinUnsupported, roomID)
+	}
+	return ev, err
+}
+
+func (s *Server) sendMembership(ctx context.Context, roomID, sender, target, membership, reason string, extra map[string]any) (*event.Event, error) {
+	if _, err := event.ParseUserID(target); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if !s.isLocalUser(sender) {
+		return nil, fmt.Errorf("%w: sender %q is not a user of this server", ErrInvalid, sender)
+	}
+	var ev *event.Event
+	err := s.withRoom(ctx, roomID, func(w *roomWork) error {
+		if membership == "leave" && sender != target {
+			m, err := s.membershipOf(ctx, w, target)
+			if err != nil {
+				return err
+			}
+			if m == "ban" {
+				// A kick of a banned user would be an unban; that needs Unban's intent.
+				return fmt.Errorf("%w: %s is banned; unban instead", ErrNotAllowed, target)
+			}
+		}
+		var err error
+		ev, err = s.addLocal(ctx, w, memberProto(sender, target, membership, reason, extra))
+		return err
+	})
+	return ev, err
+}
+
+func memberProto(sender, target, membership, reason string, extra map[string]any) event.Proto {
+	content := map[string]any{"membership": membership}
+	if reason != "" {
+		content["reason"] = reason
+	}
+	for k, v := range extra {
+		content[k] = v
+	}
+	return event.Proto{Type: auth.TypeMember, StateKey: &target, Sender: sender, Content: mustJSON(content)}
+}
+
+// membershipOf is a user's membership in the room's working state, "" if none.
+func (s *Server) membershipOf(ctx context.Context, w *roomWork, userID string) (string, error) {
+	r := w.get(event.StateTuple{Type: auth.TypeMember, StateKey: userID})
+	if r == nil {
+		return "", nil
+	}
+	if err := s.load(ctx, r); err != nil {
+		return "", err
+	}
+	m, _ := r.ev.Membership()
+	return m, nil
+}
