@@ -3,11 +3,14 @@ package clientapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 
+	"myelin/clientapi/account"
 	"myelin/mxhttp"
+	"myelin/storage"
 )
 
 // Config is what the client API needs from the server configuration.
@@ -18,17 +21,53 @@ type Config struct {
 	// WellKnownServer is announced as m.server by /.well-known/matrix/server; empty means not served.
 	WellKnownServer string
 	MaxBodyBytes    int64
+
+	// DB is the server's database.
+	DB *storage.DB
+	// RegistrationEnabled opens POST /register; RegistrationRequiresToken adds the
+	// m.login.registration_token stage to it.
+	RegistrationEnabled       bool
+	RegistrationRequiresToken bool
+	// RateLimit is the token bucket for login, registration and, later, room actions.
+	RateLimit RateLimitConfig
+	// DefaultRoomVersion is announced in the m.room_versions capability.
+	DefaultRoomVersion string
+	// StoreLastSeenIP keeps the IP address each device was last seen from, shown in GET /devices.
+	// Off by default: an address says where a person is.
+	StoreLastSeenIP bool
+	// RefreshableTokenLifetime is how long an access token issued with a refresh token lives;
+	// zero means DefaultRefreshableTokenLifetime.
+	RefreshableTokenLifetime time.Duration
+	// Hooks let other components act when devices or accounts go away.
+	Hooks Hooks
 }
 
 // API serves the Client-Server API.
 type API struct {
-	cfg Config
-	log *logrus.Entry
+	cfg      Config
+	log      *logrus.Entry
+	db       *storage.DB
+	accounts *account.Accounts
+	limiter  *RateLimiter
+	now      func() time.Time
 }
 
 // New returns the client API.
 func New(cfg Config, log *logrus.Entry) *API {
-	return &API{cfg: cfg, log: log.WithField("component", "clientapi")}
+	if cfg.RefreshableTokenLifetime <= 0 {
+		cfg.RefreshableTokenLifetime = DefaultRefreshableTokenLifetime
+	}
+	if cfg.DefaultRoomVersion == "" {
+		cfg.DefaultRoomVersion = "12"
+	}
+	return &API{
+		cfg:      cfg,
+		log:      log.WithField("component", "clientapi"),
+		db:       cfg.DB,
+		accounts: account.New(cfg.DB, cfg.ServerName),
+		limiter:  NewRateLimiter(cfg.RateLimit),
+		now:      time.Now,
+	}
 }
 
 // Handler returns the HTTP handler for the client listener.
@@ -45,6 +84,7 @@ func (a *API) Handler() http.Handler {
 	r.Handle("/.well-known/matrix/client", mxhttp.Handle(a.wellKnownClient)).Methods(http.MethodGet)
 	r.Handle("/.well-known/matrix/server", mxhttp.Handle(a.wellKnownServer)).Methods(http.MethodGet)
 	r.Handle("/_matrix/client/versions", mxhttp.Handle(a.versions)).Methods(http.MethodGet)
+	a.accountRoutes(r)
 
 	return mxhttp.Middleware(a.log, a.cfg.MaxBodyBytes)(cors(r))
 }

@@ -67,6 +67,14 @@ type Federation struct {
 	TrustedCAFiles []string `yaml:"trusted_ca_files"`
 	// WellKnownServer is what /.well-known/matrix/server announces as "m.server"; empty: not served.
 	WellKnownServer string `yaml:"well_known_server"`
+	// KeyNotaries are servers asked for another server's signing keys when that server cannot
+	// give them itself. Empty: keys are only fetched from their own server. Asking a notary
+	// tells it which servers this one talks to.
+	KeyNotaries []string `yaml:"key_notaries"`
+	// StaticHosts sends outbound federation for a server name to a fixed host:port instead of
+	// discovering it (well-known, SRV, DNS). The Host header and the certificate name stay the
+	// server name's. For tests and private networks.
+	StaticHosts map[string]string `yaml:"static_hosts"`
 }
 
 // Registration controls who may create accounts.

@@ -56,6 +56,14 @@ federation:
   trusted_ca_files: []
   # Announced as "m.server" by /.well-known/matrix/server when set, e.g. matrix.example.org:443
   well_known_server: ""
+  # Servers asked for another server's signing keys when it cannot be reached, e.g.
+  # ["matrix.org"]. Empty: keys are only fetched from their own server. A notary learns which
+  # servers this one talks to.
+  key_notaries: []
+  # Static host overrides: send federation for a server name to a fixed host:port instead of
+  # discovering it (well-known, SRV, DNS); certificates must still be valid for the server
+  # name. For tests and private networks, e.g. {"hs2.example": "10.0.0.2:8448"}.
+  static_hosts: {}
 
 registration:
   # Whether anyone may create an account through the client API.

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -51,6 +52,22 @@ func (c *Config) Validate() []string {
 	if w := c.Federation.WellKnownServer; w != "" && !serverNameRE.MatchString(w) {
 		p = append(p, c.at("federation.well_known_server", "%q is not a server name with optional port", w))
 	}
+	for i, n := range c.Federation.KeyNotaries {
+		if !serverNameRE.MatchString(n) {
+			p = append(p, c.at("federation.key_notaries", "entry %d: %q is not a server name", i+1, n))
+		} else if n == c.ServerName {
+			p = append(p, c.at("federation.key_notaries", "entry %d: this server cannot be its own notary", i+1))
+		}
+	}
+	for _, name := range sortedKeys(c.Federation.StaticHosts) {
+		addr := c.Federation.StaticHosts[name]
+		if !serverNameRE.MatchString(name) {
+			p = append(p, c.at("federation.static_hosts", "%q is not a server name", name))
+		}
+		if host, port, err := net.SplitHostPort(addr); err != nil || host == "" || !validPort(port) {
+			p = append(p, c.at("federation.static_hosts", "%s: %q is not host:port", name, addr))
+		}
+	}
 	if !knownRoomVersions[c.Rooms.DefaultVersion] {
 		p = append(p, c.at("rooms.default_version", "unknown room version %q", c.Rooms.DefaultVersion))
 	}
@@ -80,4 +97,18 @@ func (c *Config) checkListen(key, addr string) []string {
 		return []string{c.at(key, "host must be an IP address or localhost, not %q", host)}
 	}
 	return nil
+}
+
+func validPort(port string) bool {
+	n, err := strconv.Atoi(port)
+	return err == nil && n > 0 && n <= 65535
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -29,6 +29,11 @@ type Config struct {
 	// OldVerifyKeys are keys this server used to sign with, by key id, kept so that other servers
 	// can still verify events we signed with them.
 	OldVerifyKeys map[string]OldVerifyKey
+	// KeyRing finds other servers' keys, to verify requests and to answer as a notary.
+	KeyRing *KeyRing
+	// Queries answer GET /_matrix/federation/v1/query/{queryType} by query type ("profile",
+	// "directory"); an unknown type is 404 M_UNRECOGNIZED.
+	Queries map[string]mxhttp.HandlerFunc
 }
 
 // OldVerifyKey is a retired signing key's public half and when it stopped being used.
@@ -62,7 +67,11 @@ func (s *Server) Handler() http.Handler {
 	r.Handle("/_matrix/key/v2/server", mxhttp.Handle(s.serverKeys)).Methods(http.MethodGet)
 	// The key id path segment is deprecated; servers return all keys regardless.
 	r.Handle("/_matrix/key/v2/server/{keyID}", mxhttp.Handle(s.serverKeys)).Methods(http.MethodGet)
+	r.Handle("/_matrix/key/v2/query/{serverName}", mxhttp.Handle(s.queryKeysOne)).Methods(http.MethodGet)
+	r.Handle("/_matrix/key/v2/query", mxhttp.Handle(s.queryKeys)).Methods(http.MethodPost)
 	r.Handle("/_matrix/federation/v1/version", mxhttp.Handle(s.version)).Methods(http.MethodGet)
+	// Every other federation route is authenticated: wrap it in s.authed.
+	r.Handle("/_matrix/federation/v1/query/{queryType}", s.authed(s.query)).Methods(http.MethodGet)
 	return mxhttp.Middleware(s.log, s.cfg.MaxBodyBytes)(r)
 }
 

@@ -37,3 +37,29 @@ func GetAccount(ctx context.Context, r Reader, localpart string) (Account, error
 }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// SetPasswordHash replaces an account's password hash; ErrNotFound if there is no such account.
+func (tx *Tx) SetPasswordHash(ctx context.Context, localpart, hash string) error {
+	res, err := tx.Exec(ctx, `UPDATE accounts SET password_hash = $2 WHERE localpart = $1`, localpart, nullString(hash))
+	if err != nil {
+		return err
+	}
+	return requireRow(res)
+}
+
+// DeactivateAccount erases an account's password hash, marks it deactivated at ts and deletes all
+// its devices with their tokens. The row stays as a tombstone so that the user id is never reused.
+// It returns the ids of the devices deleted.
+func (tx *Tx) DeactivateAccount(ctx context.Context, localpart string, ts int64) ([]string, error) {
+	res, err := tx.Exec(ctx, `UPDATE accounts SET password_hash = NULL, deactivated_ts = $2 WHERE localpart = $1`, localpart, ts)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireRow(res); err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM uia_sessions WHERE localpart = $1`, localpart); err != nil {
+		return nil, err
+	}
+	return tx.DeleteAllDevices(ctx, localpart, "")
+}

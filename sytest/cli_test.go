@@ -95,3 +95,25 @@ func TestCLIGenerateKeys(t *testing.T) {
 		t.Error("an existing key file was overwritten")
 	}
 }
+
+// TestCreateRegistrationTokenCommand: a token printed by `myelin create-registration-token`
+// lets exactly the allowed number of people register on a server that requires one.
+func TestCreateRegistrationTokenCommand(t *testing.T) {
+	s := Start(t, Options{Config: map[string]any{"registration": map[string]any{"require_token": true}}})
+	out, stderr, code := runCLI(t, "", "create-registration-token", "--config", s.ConfigPath, "--uses", "1")
+	if code != 0 {
+		t.Fatalf("create-registration-token: exit %d: %s", code, stderr)
+	}
+	token := strings.TrimSpace(out)
+	if len(token) == 0 || len(token) > 64 || strings.Trim(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-") != "" {
+		t.Fatalf("token %q is outside the spec's alphabet or length", token)
+	}
+	anon := Anonymous(s)
+	validity := "/_matrix/client/v1/register/m.login.registration_token/validity?token=" + token
+	if r := anon.Must(t, 200, "GET", validity, nil); r.Body["valid"] != true {
+		t.Fatalf("new token not valid: %s", r.Raw)
+	}
+	if _, _, code := runCLI(t, "", "create-registration-token", "--config", s.ConfigPath, "--uses", "-1"); code != 2 {
+		t.Errorf("negative uses: exit %d, want 2", code)
+	}
+}

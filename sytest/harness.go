@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"myelin/storage"
+	"myelin/storage/storagetest"
 )
 
 var (
@@ -85,6 +88,17 @@ type Options struct {
 	CA *CA
 	// Config holds extra configuration keys, merged over the test defaults (nested maps merge).
 	Config map[string]any
+}
+
+// ForEachBackend runs scenario as a subtest per database backend: on SQLite (dbURL "", the data
+// directory's file) and, when MYELIN_TEST_POSTGRES is set, on a fresh PostgreSQL database. Pass
+// dbURL as Options.DatabaseURL.
+func ForEachBackend(t *testing.T, scenario func(t *testing.T, dbURL string)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { scenario(t, "") })
+	if os.Getenv(storagetest.PostgresEnv) != "" {
+		t.Run("postgres", func(t *testing.T) { scenario(t, storagetest.NewConfig(t, storage.Postgres).URL) })
+	}
 }
 
 // Server is one running myelin process.

@@ -56,26 +56,46 @@ func (a *Accounts) UserID(localpart string) string { return "@" + localpart + ":
 
 // Create makes a new account and returns its user id.
 func (a *Accounts) Create(ctx context.Context, localpart, password string, admin bool) (string, error) {
-	if err := a.ValidateLocalpart(localpart); err != nil {
-		return "", err
-	}
-	if len(password) < MinPasswordLength {
-		return "", fmt.Errorf("%w: at least %d characters are required", ErrWeakPassword, MinPasswordLength)
-	}
-	hash, err := HashPassword(password)
+	acc, err := a.Prepare(localpart, password, admin)
 	if err != nil {
 		return "", err
 	}
-	err = a.db.WithTx(ctx, func(tx *storage.Tx) error {
-		return tx.InsertAccount(ctx, storage.Account{
-			Localpart: localpart, PasswordHash: hash, IsAdmin: admin, CreatedTS: a.now().UnixMilli(),
-		})
-	})
-	if errors.Is(err, storage.ErrConflict) {
-		return "", fmt.Errorf("%w: %s", ErrUserInUse, a.UserID(localpart))
-	}
+	err = a.db.WithTx(ctx, func(tx *storage.Tx) error { return a.Insert(ctx, tx, acc) })
 	if err != nil {
 		return "", err
 	}
 	return a.UserID(localpart), nil
+}
+
+// Prepare checks a new account's localpart and password and hashes the password, the slow part,
+// so that it happens before any transaction begins.
+func (a *Accounts) Prepare(localpart, password string, admin bool) (storage.Account, error) {
+	if err := a.ValidateLocalpart(localpart); err != nil {
+		return storage.Account{}, err
+	}
+	if err := CheckPasswordStrength(password); err != nil {
+		return storage.Account{}, err
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return storage.Account{}, err
+	}
+	return storage.Account{Localpart: localpart, PasswordHash: hash, IsAdmin: admin, CreatedTS: a.now().UnixMilli()}, nil
+}
+
+// Insert stores a prepared account within tx; ErrUserInUse if the localpart was ever taken.
+func (a *Accounts) Insert(ctx context.Context, tx *storage.Tx, acc storage.Account) error {
+	err := tx.InsertAccount(ctx, acc)
+	if errors.Is(err, storage.ErrConflict) {
+		return fmt.Errorf("%w: %s", ErrUserInUse, a.UserID(acc.Localpart))
+	}
+	return err
+}
+
+// CheckPasswordStrength refuses passwords too short to be worth hashing.
+func CheckPasswordStrength(password string) error {
+	if len(password) < MinPasswordLength {
+		return fmt.Errorf("%w: at least %d characters are required", ErrWeakPassword, MinPasswordLength)
+	}
+	return nil
 }

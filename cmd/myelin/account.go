@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
@@ -37,15 +40,9 @@ func runCreateAccount(ctx context.Context, args []string, stdin io.Reader, stdou
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return err
-	}
-	db, err := storage.Open(ctx, storage.Config{
-		URL: cfg.Database.URL, SQLitePath: cfg.SQLitePath(),
-		Synchronous: cfg.Database.Synchronous, MaxOpenConns: 2,
-	})
+	db, err := openDatabase(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("opening the database: %w", err)
+		return err
 	}
 	defer db.Close()
 	userID, err := account.New(db, cfg.ServerName).Create(ctx, strings.ToLower(*username), password, *admin)
@@ -85,4 +82,60 @@ func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 		return "", errors.New("no password on standard input")
 	}
 	return line, nil
+}
+
+// openDatabase opens the configured database for an administrative command.
+func openDatabase(ctx context.Context, cfg *config.Config) (*storage.DB, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	db, err := storage.Open(ctx, storage.Config{
+		URL: cfg.Database.URL, SQLitePath: cfg.SQLitePath(),
+		Synchronous: cfg.Database.Synchronous, MaxOpenConns: 2,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the database: %w", err)
+	}
+	return db, nil
+}
+
+func runCreateRegistrationToken(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("create-registration-token", stderr)
+	path := fs.String("config", "myelin.yaml", "the configuration file")
+	uses := fs.Int64("uses", 1, "how many registrations the token allows (0: unlimited)")
+	validFor := fs.Duration("valid-for", 7*24*time.Hour, "how long the token stays valid (0: forever)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *uses < 0 || *validFor < 0 {
+		fmt.Fprintln(stderr, "--uses and --valid-for must not be negative")
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	db, err := openDatabase(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	// 18 random bytes in URL-safe base64: 24 characters of the spec's [A-Za-z0-9._~-] alphabet.
+	var raw [18]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return err
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	now := time.Now()
+	t := storage.RegistrationToken{Hash: account.HashToken(token), UsesAllowed: *uses, CreatedTS: now.UnixMilli()}
+	if *validFor > 0 {
+		t.ExpiryTS = now.Add(*validFor).UnixMilli()
+	}
+	if err := db.WithTx(ctx, func(tx *storage.Tx) error { return tx.InsertRegistrationToken(ctx, t) }); err != nil {
+		return err
+	}
+	// The token is shown once; only its hash is stored.
+	fmt.Fprintln(stdout, token)
+	return nil
 }

@@ -29,6 +29,7 @@ var commands = []command{
 	{"generate-config", "print a complete, commented configuration", runGenerateConfig},
 	{"generate-keys", "write a new ed25519 server signing key", runGenerateKeys},
 	{"create-account", "create a user account", runCreateAccount},
+	{"create-registration-token", "create a token that allows one to register", runCreateRegistrationToken},
 	{"version", "print the version", runVersion},
 }
 

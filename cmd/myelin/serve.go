@@ -129,11 +129,31 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		PublicBaseURL:   cfg.Client.PublicBaseURL,
 		WellKnownServer: cfg.Federation.WellKnownServer,
 		MaxBodyBytes:    cfg.Client.MaxBodyBytes,
+
+		DB:                        db,
+		RegistrationEnabled:       cfg.Registration.Enabled,
+		RegistrationRequiresToken: cfg.Registration.RequireToken,
+		RateLimit: clientapi.RateLimitConfig{
+			Enabled: cfg.RateLimit.Enabled, PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst,
+		},
+		DefaultRoomVersion: cfg.Rooms.DefaultVersion,
 	}, log)
+	fedClient, err := federation.NewClient(cfg.ServerName, key, cfg.Federation.TrustedCAFiles,
+		federation.WithStaticHosts(cfg.Federation.StaticHosts))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("federation client: %w", err)
+	}
+	keyRing := federation.NewKeyRing(federation.KeyRingConfig{
+		ServerName: cfg.ServerName,
+		SigningKey: key,
+		Notaries:   cfg.Federation.KeyNotaries,
+	}, db, fedClient)
 	fed := federation.NewServer(federation.Config{
 		ServerName:   cfg.ServerName,
 		SigningKey:   key,
 		MaxBodyBytes: cfg.Client.MaxBodyBytes,
+		KeyRing:      keyRing,
 	}, log)
 
 	return &server{
