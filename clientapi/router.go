@@ -9,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"myelin/clientapi/account"
+	"myelin/keys/e2e"
 	"myelin/mxhttp"
 	"myelin/storage"
 )
@@ -40,6 +41,9 @@ type Config struct {
 	RefreshableTokenLifetime time.Duration
 	// Hooks let other components act when devices or accounts go away.
 	Hooks Hooks
+	// E2E is the end-to-end encryption key store. Nil: one over DB that knows no rooms, so that
+	// /keys/changes reports only the user's own changes.
+	E2E *e2e.Store
 }
 
 // API serves the Client-Server API.
@@ -85,6 +89,7 @@ func (a *API) Handler() http.Handler {
 	r.Handle("/.well-known/matrix/server", mxhttp.Handle(a.wellKnownServer)).Methods(http.MethodGet)
 	r.Handle("/_matrix/client/versions", mxhttp.Handle(a.versions)).Methods(http.MethodGet)
 	a.accountRoutes(r)
+	a.e2eRoutes(r)
 
 	return mxhttp.Middleware(a.log, a.cfg.MaxBodyBytes)(cors(r))
 }
