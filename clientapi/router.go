@@ -41,9 +41,14 @@ type Config struct {
 	RefreshableTokenLifetime time.Duration
 	// Hooks let other components act when devices or accounts go away.
 	Hooks Hooks
+	// Rooms is the room server; nil leaves the room endpoints unregistered.
+	Rooms Rooms
 	// E2E is the end-to-end encryption key store. Nil: one over DB that knows no rooms, so that
 	// /keys/changes reports only the user's own changes.
 	E2E *e2e.Store
+	// SyncNotifier wakes long-polling /sync requests; give the same one to the key store.
+	// Nil: one of its own, which the room server feeds but the key store does not.
+	SyncNotifier *Notifier
 }
 
 // API serves the Client-Server API.
@@ -89,7 +94,9 @@ func (a *API) Handler() http.Handler {
 	r.Handle("/.well-known/matrix/server", mxhttp.Handle(a.wellKnownServer)).Methods(http.MethodGet)
 	r.Handle("/_matrix/client/versions", mxhttp.Handle(a.versions)).Methods(http.MethodGet)
 	a.accountRoutes(r)
+	a.roomRoutes(r)
 	a.e2eRoutes(r)
+	a.syncRoutes(r)
 
 	return mxhttp.Middleware(a.log, a.cfg.MaxBodyBytes)(cors(r))
 }

@@ -75,6 +75,11 @@ type Federation struct {
 	// discovering it (well-known, SRV, DNS). The Host header and the certificate name stay the
 	// server name's. For tests and private networks.
 	StaticHosts map[string]string `yaml:"static_hosts"`
+	// AllowPrivateAddresses lets outbound federation connect to loopback, private and
+	// link-local addresses. Off by default, so that another server cannot make this one probe
+	// the operator's own network by naming such an address; tests and private deployments
+	// turn it on.
+	AllowPrivateAddresses bool `yaml:"allow_private_addresses"`
 }
 
 // Registration controls who may create accounts.

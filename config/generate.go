@@ -64,6 +64,10 @@ federation:
   # discovering it (well-known, SRV, DNS); certificates must still be valid for the server
   # name. For tests and private networks, e.g. {"hs2.example": "10.0.0.2:8448"}.
   static_hosts: {}
+  # Whether outbound federation may connect to loopback, private (10/8, 172.16/12, 192.168/16,
+  # fc00::/7) and link-local addresses. Off, so that federation cannot be used to probe this
+  # server's own network; turn on for tests and private deployments.
+  allow_private_addresses: false
 
 registration:
   # Whether anyone may create an account through the client API.

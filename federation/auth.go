@@ -44,6 +44,9 @@ func (s *Server) authed(h mxhttp.HandlerFunc) http.Handler {
 		if err != nil {
 			return mxhttp.Response{}, err
 		}
+		if s.cfg.Contacted != nil {
+			s.cfg.Contacted(origin)
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		ctx := context.WithValue(r.Context(), originKey{}, origin)
 		ctx = mxhttp.WithLogger(ctx, mxhttp.Logger(ctx).WithField("origin", origin))

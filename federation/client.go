@@ -11,8 +11,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"myelin/keys"
@@ -52,6 +54,8 @@ type Client struct {
 	timeout     time.Duration
 	maxResponse int64
 	http        *http.Client
+	// allowPrivate lets connections go to loopback, private and link-local addresses.
+	allowPrivate bool
 
 	mu         sync.Mutex
 	transports map[string]*http.Transport
@@ -71,6 +75,45 @@ func WithStaticHosts(hosts map[string]string) ClientOption {
 			d.static = hosts
 		}
 	}
+}
+
+// ErrPrivateAddress: an outbound connection would go to a loopback, private or link-local
+// address, which is refused unless WithPrivateAddresses allows it.
+var ErrPrivateAddress = errors.New("federation: refusing to connect to a private address")
+
+// WithPrivateAddresses allows (or, by default, refuses) outbound connections to loopback,
+// private and link-local addresses (federation.allow_private_addresses).
+func WithPrivateAddresses(allow bool) ClientOption {
+	return func(c *Client) { c.allowPrivate = allow }
+}
+
+// checkDialAddress is the dialers' Control hook: it sees the address after DNS resolution, so
+// a name that resolves to a private address is refused like the address itself.
+func (c *Client) checkDialAddress(_, address string, _ syscall.RawConn) error {
+	if c.allowPrivate {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("%w: %q is not an IP address", ErrPrivateAddress, host)
+	}
+	if isPrivateAddr(ip) {
+		return fmt.Errorf("%w: %s", ErrPrivateAddress, ip)
+	}
+	return nil
+}
+
+// isPrivateAddr: loopback, RFC 1918 / RFC 4193 private, link-local, unspecified, and
+// IPv4-mapped forms of those.
+func isPrivateAddr(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsInterfaceLocalMulticast() || ip.IsUnspecified() ||
+		(ip.Is4() && ip.As4()[0] == 0) // 0.0.0.0/8 reaches this host on some systems
 }
 
 // WithTimeout bounds each request (default one minute) when its context has no earlier deadline.
@@ -101,8 +144,9 @@ func NewClient(serverName string, key keys.SigningKey, trustedCAFiles []string, 
 		transports:  map[string]*http.Transport{},
 	}
 	c.resolver = NewDiscovery(DiscoveryOptions{WellKnownClient: &http.Client{
-		Timeout:   wellKnownTimeout,
-		Transport: &http.Transport{TLSClientConfig: c.tlsConfig.Clone(), Proxy: nil},
+		Timeout: wellKnownTimeout,
+		Transport: &http.Transport{TLSClientConfig: c.tlsConfig.Clone(), Proxy: nil,
+			DialContext: (&net.Dialer{Timeout: dialTimeout, Control: c.checkDialAddress}).DialContext},
 	}})
 	for _, o := range opts {
 		o(c)
@@ -155,7 +199,7 @@ func (c *Client) dialTLS(ctx context.Context, serverName string) (net.Conn, erro
 	}
 	cfg := c.tlsConfig.Clone()
 	cfg.ServerName = dest.TLSName
-	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: dialTimeout}, Config: cfg}
+	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: dialTimeout, Control: c.checkDialAddress}, Config: cfg}
 	var errs []error
 	for _, addr := range dest.Addrs {
 		conn, err := dialer.DialContext(ctx, "tcp", addr)

@@ -57,7 +57,7 @@ func startHS(t *testing.T, ca *testCA, name string, res *mapResolver, notaries [
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := NewClient(name, key, []string{ca.path}, WithResolver(res), WithTimeout(10*time.Second))
+	client, err := NewClient(name, key, []string{ca.path}, WithResolver(res), WithTimeout(10*time.Second), WithPrivateAddresses(true))
 	if err != nil {
 		t.Fatal(err)
 	}

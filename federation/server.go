@@ -12,6 +12,7 @@ import (
 
 	"myelin/keys"
 	"myelin/mxhttp"
+	"myelin/storage"
 )
 
 // keyValidity is how long other servers may cache our key document. Short enough that a key
@@ -34,6 +35,21 @@ type Config struct {
 	// Queries answer GET /_matrix/federation/v1/query/{queryType} by query type ("profile",
 	// "directory"); an unknown type is 404 M_UNRECOGNIZED.
 	Queries map[string]mxhttp.HandlerFunc
+
+	// The room endpoints (inbound_*.go). Rooms nil: they answer 404 M_UNRECOGNIZED.
+	Rooms RoomServer
+	// DB keeps what the room endpoints remember (answers to transactions, for retries).
+	DB *storage.DB
+	// Remote fetches what a transaction lacks (missing events) from other servers.
+	Remote Requester
+	// Forwarder passes events accepted through send_join, send_leave and send_knock on to the
+	// other servers of the room; nil: not forwarded.
+	Forwarder EventForwarder
+	// Contacted is told of every request whose signature verified, with its origin: the
+	// Sender's Wake, so that a queue in back-off towards that server is retried at once.
+	Contacted func(origin string)
+	// EDUHandlers take the EDUs of transactions by edu_type; other types are ignored.
+	EDUHandlers map[string]EDUHandler
 }
 
 // OldVerifyKey is a retired signing key's public half and when it stopped being used.
@@ -47,6 +63,8 @@ type Server struct {
 	cfg Config
 	log *logrus.Entry
 	now func() time.Time
+
+	inbound inboundState
 }
 
 // NewServer returns the federation server.
@@ -72,6 +90,34 @@ func (s *Server) Handler() http.Handler {
 	r.Handle("/_matrix/federation/v1/version", mxhttp.Handle(s.version)).Methods(http.MethodGet)
 	// Every other federation route is authenticated: wrap it in s.authed.
 	r.Handle("/_matrix/federation/v1/query/{queryType}", s.authed(s.query)).Methods(http.MethodGet)
+	// The room endpoints (inbound_*.go). Those with a room in the path that server ACLs
+	// protect go through roomScoped.
+	const v1, v2 = "/_matrix/federation/v1", "/_matrix/federation/v2"
+	for _, rt := range []struct {
+		method, path string
+		h            mxhttp.HandlerFunc
+	}{
+		{http.MethodPut, v1 + "/send/{txnID}", s.sendTransaction},
+		{http.MethodGet, v1 + "/event/{eventID}", s.getEvent},
+		{http.MethodGet, v1 + "/state/{roomID}", s.roomScoped(s.getState)},
+		{http.MethodGet, v1 + "/state_ids/{roomID}", s.roomScoped(s.getStateIDs)},
+		{http.MethodGet, v1 + "/event_auth/{roomID}/{eventID}", s.roomScoped(s.getEventAuth)},
+		{http.MethodGet, v1 + "/backfill/{roomID}", s.roomScoped(s.backfill)},
+		{http.MethodPost, v1 + "/get_missing_events/{roomID}", s.roomScoped(s.getMissingEvents)},
+		{http.MethodGet, v1 + "/timestamp_to_event/{roomID}", s.roomScoped(s.timestampToEvent)},
+		{http.MethodGet, v1 + "/make_join/{roomID}/{userID}", s.roomScoped(s.makeMembership("join", "default1"))},
+		{http.MethodPut, v1 + "/send_join/{roomID}/{eventID}", s.roomScoped(s.sendJoinV1)},
+		{http.MethodPut, v2 + "/send_join/{roomID}/{eventID}", s.roomScoped(s.sendJoinV2)},
+		{http.MethodGet, v1 + "/make_leave/{roomID}/{userID}", s.roomScoped(s.makeMembership("leave", ""))},
+		{http.MethodPut, v1 + "/send_leave/{roomID}/{eventID}", s.roomScoped(s.sendLeaveV1)},
+		{http.MethodPut, v2 + "/send_leave/{roomID}/{eventID}", s.roomScoped(s.sendLeaveV2)},
+		{http.MethodGet, v1 + "/make_knock/{roomID}/{userID}", s.roomScoped(s.makeMembership("knock", "required"))},
+		{http.MethodPut, v1 + "/send_knock/{roomID}/{eventID}", s.roomScoped(s.sendKnock)},
+		{http.MethodPut, v1 + "/invite/{roomID}/{eventID}", s.roomScoped(s.inviteV1)},
+		{http.MethodPut, v2 + "/invite/{roomID}/{eventID}", s.roomScoped(s.inviteV2)},
+	} {
+		r.Handle(rt.path, s.authed(rt.h)).Methods(rt.method)
+	}
 	return mxhttp.Middleware(s.log, s.cfg.MaxBodyBytes)(r)
 }
 

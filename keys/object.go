@@ -2,7 +2,9 @@ package keys
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // An Object is a JSON object in canonical form, split into its top-level members, so that
@@ -42,6 +44,22 @@ func parseObject(in []byte, strict bool) (Object, error) {
 		ms[i] = Member{Key: string(m.key), Value: out[m.value:m.end:m.end]}
 	}
 	return Object{members: ms}, nil
+}
+
+// NewObject makes an Object of members whose values are canonical JSON already (see With),
+// in any order; of members with the same key the last one counts. It takes ms over: the
+// caller must not use the slice afterwards. Building an object this way sorts once, where a
+// chain of With calls copies the members at every step.
+func NewObject(ms []Member) Object {
+	slices.SortStableFunc(ms, func(a, b Member) int { return strings.Compare(a.Key, b.Key) })
+	out := ms[:0]
+	for i, m := range ms {
+		if i+1 < len(ms) && ms[i+1].Key == m.Key {
+			continue
+		}
+		out = append(out, m)
+	}
+	return Object{members: out}
 }
 
 // Members returns the members in canonical order; the slice is shared and must not be modified.

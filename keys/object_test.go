@@ -17,3 +17,13 @@ func TestObjectEncode(t *testing.T) {
 		}
 	}
 }
+
+func TestNewObject(t *testing.T) {
+	o := NewObject([]Member{{"b", []byte(`2`)}, {"a", []byte(`1`)}, {"c", []byte(`3`)}, {"a", []byte(`4`)}})
+	if got := string(o.JSON()); got != `{"a":4,"b":2,"c":3}` {
+		t.Fatalf("NewObject JSON %s", got)
+	}
+	if v, ok := o.Get("c"); !ok || string(v) != "3" {
+		t.Fatalf("Get(c) = %s, %v", v, ok)
+	}
+}

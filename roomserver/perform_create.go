@@ -205,8 +205,14 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 			return "", err
 		}
 	}
-	// 8. invites
+	// 8. invites. Users of other servers are invited once the room exists: their servers
+	// must countersign the invite first (inviteRemote, perform_remote.go).
+	var remoteInvitees []string
 	for _, u := range req.Invite {
+		if s.opts.Federation != nil && !s.isLocalUser(u) {
+			remoteInvitees = append(remoteInvitees, u)
+			continue
+		}
 		content := map[string]any{"membership": "invite"}
 		if req.IsDirect {
 			content["is_direct"] = true
@@ -220,14 +226,25 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 	if err != nil {
 		return "", err
 	}
-	defer unlock()
 	if slot.state != nil {
+		unlock()
 		return "", fmt.Errorf("roomserver: room %s exists already", rs.id)
 	}
 	if err := s.commit(ctx, w); err != nil {
+		unlock()
 		return "", err
 	}
 	slot.state = rs
+	unlock()
+	for _, u := range remoteInvitees {
+		var extra map[string]any
+		if req.IsDirect {
+			extra = map[string]any{"is_direct": true}
+		}
+		// The room exists now whatever happens: an invitee whose server cannot be reached or
+		// refuses is simply not invited, as the creator can see in the room's members.
+		_, _ = s.inviteRemote(ctx, rs.id, req.Creator, u, "", extra)
+	}
 	return rs.id, nil
 }
 

@@ -9,18 +9,21 @@ import (
 	"myelin/roomserver/event"
 )
 
-// Join makes a local user join a room this server is in. A room this server does not know
-// needs a join over federation: ErrRemoteJoinUnsupported.
+// Join makes a local user join a room: JoinVia without hints (perform_remote.go). A room this
+// server is not in is joined over federation; ErrRemoteJoinUnsupported when there is no
+// server to ask.
 func (s *Server) Join(ctx context.Context, roomID, userID string) (*event.Event, error) {
-	ev, err := s.sendMembership(ctx, roomID, userID, userID, "join", "", nil)
-	if errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrRemoteJoinUnsupported, roomID)
-	}
-	return ev, err
+	return s.JoinVia(ctx, roomID, userID, nil)
 }
 
-// Leave makes a local user leave a room, or reject an invite, or withdraw a knock.
+// Leave makes a local user leave a room, or reject an invite, or withdraw a knock; through
+// another server when this server is not in the room (perform_remote.go).
 func (s *Server) Leave(ctx context.Context, roomID, userID string) (*event.Event, error) {
+	if s.opts.Federation != nil && s.isLocalUser(userID) {
+		if ev, handled, err := s.leaveRemote(ctx, roomID, userID); handled {
+			return ev, err
+		}
+	}
 	return s.sendMembership(ctx, roomID, userID, userID, "leave", "", nil)
 }
 
@@ -29,6 +32,9 @@ func (s *Server) Invite(ctx context.Context, roomID, sender, target, reason stri
 	var extra map[string]any
 	if isDirect {
 		extra = map[string]any{"is_direct": true}
+	}
+	if s.opts.Federation != nil && s.isLocalUser(sender) && !s.isLocalUser(target) {
+		return s.inviteRemote(ctx, roomID, sender, target, reason, extra)
 	}
 	return s.sendMembership(ctx, roomID, sender, target, "invite", reason, extra)
 }
@@ -65,6 +71,13 @@ func (s *Server) Unban(ctx context.Context, roomID, sender, target, reason strin
 
 // Knock asks to join a room whose join rule is "knock".
 func (s *Server) Knock(ctx context.Context, roomID, userID, reason string) (*event.Event, error) {
+	if s.opts.Federation != nil && s.isLocalUser(userID) {
+		if in, err := s.participating(ctx, roomID); err != nil {
+			return nil, err
+		} else if !in {
+			return s.knockRemote(ctx, roomID, userID, reason, nil)
+		}
+	}
 	ev, err := s.sendMembership(ctx, roomID, userID, userID, "knock", reason, nil)
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", ErrRemoteJoinUnsupported, roomID)

@@ -59,6 +59,9 @@ type Options struct {
 	EncryptPrivateRooms bool
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
+	// Federation makes joins, leaves, knocks and invites through other servers; nil: this
+	// server only works with rooms it is in (see federation.go).
+	Federation Federation
 }
 
 // NewEvent is what subscribers hear after an event entered a room's timeline.

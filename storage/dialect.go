@@ -1,6 +1,10 @@
 package storage
 
-import "strings"
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+)
 
 // Dialect names a database backend. Statements are written once where both accept them;
 // where they differ, Pick chooses between two forms written side by side.
@@ -37,6 +41,29 @@ func (d Dialect) rebind(query string) string {
 	if d != SQLite || !strings.Contains(query, "$") {
 		return query
 	}
+	if r, ok := rebound.Load(query); ok {
+		return r.(string)
+	}
+	r := rebindSQLite(query)
+	// Queries are mostly constants, but IN lists make a text per length: past the bound,
+	// new texts are rebound on every call instead of kept.
+	if reboundCount.Load() < maxRebound {
+		if _, loaded := rebound.LoadOrStore(query, r); !loaded {
+			reboundCount.Add(1)
+		}
+	}
+	return r
+}
+
+// rebound caches rebindSQLite by query text, since the same statements run on every message.
+var (
+	rebound      sync.Map
+	reboundCount atomic.Int64
+)
+
+const maxRebound = 4096
+
+func rebindSQLite(query string) string {
 	var b strings.Builder
 	b.Grow(len(query))
 	for i := 0; i < len(query); i++ {

@@ -35,19 +35,33 @@ func (tx *Tx) InsertEvent(ctx context.Context, e EventRecord) (EventNID, error) 
 	if err != nil {
 		return 0, fmt.Errorf("storage: encoding event %s: %w", e.EventID, err)
 	}
-	var nid EventNID
-	err = tx.QueryRow(ctx, `INSERT INTO events (room_nid, event_id, event_type, state_key, type_nid, state_key_nid,
-			sender, depth, stream_pos, origin_server_ts, state_before_nid, state_after_nid,
-			rejected, soft_failed, outlier, event_json)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING event_nid`,
-		e.Room, e.EventID, e.Type, e.StateKey, e.TypeNID, e.StateKeyNID,
+	args := []any{e.Room, e.EventID, e.Type, e.StateKey, e.TypeNID, e.StateKeyNID,
 		e.Sender, e.Depth, sql.NullInt64{Int64: e.StreamPos, Valid: e.StreamPos != 0}, e.OriginServerTS,
-		e.StateBefore, e.StateAfter, e.Rejected, e.SoftFailed, e.Outlier, body).Scan(&nid)
-	if err != nil {
+		e.StateBefore, e.StateAfter, e.Rejected, e.SoftFailed, e.Outlier, body}
+	if tx.dialect == SQLite {
+		// event_nid is the rowid: an Exec reports it without the result set (and, inside a
+		// transaction, the goroutine database/sql starts for each one) that RETURNING costs.
+		res, err := tx.Exec(ctx, insertEvent, args...)
+		if err != nil {
+			return 0, fmt.Errorf("storage: inserting event %s: %w", e.EventID, err)
+		}
+		nid, err := res.LastInsertId()
+		if err != nil {
+			return 0, fmt.Errorf("storage: inserting event %s: %w", e.EventID, err)
+		}
+		return EventNID(nid), nil
+	}
+	var nid EventNID
+	if err := tx.QueryRow(ctx, insertEvent+` RETURNING event_nid`, args...).Scan(&nid); err != nil {
 		return 0, fmt.Errorf("storage: inserting event %s: %w", e.EventID, err)
 	}
 	return nid, nil
 }
+
+const insertEvent = `INSERT INTO events (room_nid, event_id, event_type, state_key, type_nid, state_key_nid,
+			sender, depth, stream_pos, origin_server_ts, state_before_nid, state_after_nid,
+			rejected, soft_failed, outlier, event_json)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
 
 const eventColumns = `event_nid, room_nid, event_id, event_type, state_key, type_nid, state_key_nid, sender, depth,
 	stream_pos, origin_server_ts, state_before_nid, state_after_nid, rejected, soft_failed, outlier, event_json`

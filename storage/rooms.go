@@ -147,6 +147,19 @@ func ForwardExtremities(ctx context.Context, r Reader, room RoomNID) ([]EventNID
 // UpdateForwardExtremities removes the extremities an event cites and adds the event.
 // add may be 0 to only remove (a soft-failed event never becomes an extremity).
 func (tx *Tx) UpdateForwardExtremities(ctx context.Context, room RoomNID, add EventNID, remove []EventNID) error {
+	if add != 0 && len(remove) == 1 {
+		// The common case, a new event citing the one extremity, is one statement: the row
+		// is moved, not deleted and inserted. When the cited event was no extremity (any
+		// more), nothing moves and the event is inserted below.
+		res, err := tx.Exec(ctx, `UPDATE forward_extremities SET event_nid = $1 WHERE room_nid = $2 AND event_nid = $3`, add, room, remove[0])
+		if err != nil {
+			return fmt.Errorf("storage: moving forward extremity: %w", err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 1 {
+			return nil
+		}
+		remove = nil
+	}
 	if len(remove) > 0 {
 		args := []any{room}
 		for _, n := range remove {

@@ -130,7 +130,7 @@ func Start(t testing.TB, opts Options) *Server {
 		"data_dir":     filepath.Join(dir, "data"),
 		"database":     map[string]any{"url": opts.DatabaseURL},
 		"client":       map[string]any{"listen": clientAddr},
-		"federation":   map[string]any{"listen": fedAddr},
+		"federation":   map[string]any{"listen": fedAddr, "allow_private_addresses": true},
 		"registration": map[string]any{"enabled": true},
 		"log":          map[string]any{"level": "debug"},
 		"ratelimit":    map[string]any{"enabled": false},

@@ -17,6 +17,7 @@ import (
 	"myelin/config"
 	"myelin/federation"
 	"myelin/keys"
+	"myelin/roomserver"
 	"myelin/storage"
 )
 
@@ -86,6 +87,7 @@ type server struct {
 	cfg        *config.Config
 	log        *logrus.Entry
 	db         *storage.DB
+	sender     *federation.Sender
 	client     *http.Server
 	federation *http.Server
 	tlsConfig  *tls.Config
@@ -124,6 +126,28 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		return nil, fmt.Errorf("opening the database: %w", err)
 	}
 
+	fedClient, err := federation.NewClient(cfg.ServerName, key, cfg.Federation.TrustedCAFiles,
+		federation.WithStaticHosts(cfg.Federation.StaticHosts),
+		federation.WithPrivateAddresses(cfg.Federation.AllowPrivateAddresses))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("federation client: %w", err)
+	}
+	keyRing := federation.NewKeyRing(federation.KeyRingConfig{
+		ServerName: cfg.ServerName,
+		SigningKey: key,
+		Notaries:   cfg.Federation.KeyNotaries,
+	}, db, fedClient)
+	// Outbound room federation: the handshakes the room server makes through other servers,
+	// and the queues that carry this server's events to the servers of its rooms.
+	outbound := federation.NewOutbound(fedClient, keyRing, log)
+	sender := federation.NewSender(federation.SenderConfig{ServerName: cfg.ServerName, DB: db, Client: fedClient}, log)
+	rooms := roomserver.New(db, cfg.ServerName, key, roomserver.Options{
+		DefaultRoomVersion:  cfg.Rooms.DefaultVersion,
+		EncryptPrivateRooms: cfg.Rooms.EncryptPrivateByDefault,
+		Federation:          outbound,
+	})
+	rooms.Subscribe(sender.OnNewEvent)
 	client := clientapi.New(clientapi.Config{
 		ServerName:      cfg.ServerName,
 		PublicBaseURL:   cfg.Client.PublicBaseURL,
@@ -137,29 +161,25 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 			Enabled: cfg.RateLimit.Enabled, PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst,
 		},
 		DefaultRoomVersion: cfg.Rooms.DefaultVersion,
+		Rooms:              rooms,
 	}, log)
-	fedClient, err := federation.NewClient(cfg.ServerName, key, cfg.Federation.TrustedCAFiles,
-		federation.WithStaticHosts(cfg.Federation.StaticHosts))
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("federation client: %w", err)
-	}
-	keyRing := federation.NewKeyRing(federation.KeyRingConfig{
-		ServerName: cfg.ServerName,
-		SigningKey: key,
-		Notaries:   cfg.Federation.KeyNotaries,
-	}, db, fedClient)
 	fed := federation.NewServer(federation.Config{
 		ServerName:   cfg.ServerName,
 		SigningKey:   key,
 		MaxBodyBytes: cfg.Client.MaxBodyBytes,
 		KeyRing:      keyRing,
+		Rooms:        rooms,
+		DB:           db,
+		Remote:       fedClient,
+		Forwarder:    sender,
+		Contacted:    sender.Wake,
 	}, log)
 
 	return &server{
-		cfg: cfg,
-		log: log,
-		db:  db,
+		cfg:    cfg,
+		log:    log,
+		db:     db,
+		sender: sender,
 		client: &http.Server{
 			Handler:           client.Handler(),
 			ReadHeaderTimeout: 30 * time.Second,
@@ -215,6 +235,14 @@ func (s *server) run(ctx context.Context) error {
 	errs := make(chan error, 2)
 	go func() { errs <- s.client.Serve(clientLn) }()
 	go func() { errs <- s.federation.Serve(tls.NewListener(fedLn, s.tlsConfig)) }()
+	senderCtx, stopSender := context.WithCancel(context.WithoutCancel(ctx))
+	senderDone := make(chan struct{})
+	go func() {
+		defer close(senderDone)
+		if err := s.sender.Run(senderCtx); err != nil {
+			s.log.WithError(err).Error("the federation sender stopped")
+		}
+	}()
 
 	var serveErr error
 	select {
@@ -231,6 +259,9 @@ func (s *server) run(ctx context.Context) error {
 	if err := s.federation.Shutdown(shutdownCtx); err != nil {
 		s.log.WithError(err).Warn("federation listener did not drain in time")
 	}
+	// The sender stops before the database closes; what it had not sent stays queued.
+	stopSender()
+	<-senderDone
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("closing the database: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 
 	"myelin/keys"
 )
@@ -33,65 +34,117 @@ type Proto struct {
 
 // Build makes a signed PDU of room version v from p, as server origin with its signing key, and
 // returns it parsed.
+//
+// The PDU is assembled, hashed and signed as an Object and becomes the Event directly: every
+// value in it is canonical already (content and unsigned are canonicalised on the way in, with
+// the strict rules where v has them), so parsing its JSON again would only repeat the work.
 func Build(p Proto, v RoomVersion, origin string, key keys.SigningKey) (*Event, error) {
-	raw, err := p.pdu(v, origin)
+	o, err := p.object(v, origin)
 	if err != nil {
 		return nil, err
 	}
-	signed, err := HashAndSign(raw, v, origin, key)
-	if err != nil {
+	if o, err = hashAndSign(o, v, origin, key); err != nil {
 		return nil, err
 	}
-	return Parse(signed, v)
+	o, canonical := o.Encode()
+	if len(canonical) > MaxEventBytes {
+		return nil, fmt.Errorf("%w: %d bytes as canonical JSON", ErrTooLarge, len(canonical))
+	}
+	e := &Event{version: v, raw: canonical, obj: o}
+	if err := e.fill(); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
-func (p Proto) pdu(v RoomVersion, origin string) ([]byte, error) {
-	o := keys.Object{}
-	content := []byte("{}")
-	if len(p.Content) > 0 {
-		c, err := keys.ParseObject(p.Content)
-		if err != nil {
-			return nil, fmt.Errorf("%w: content: %w", ErrMalformed, err)
+// object assembles the unsigned PDU. It checks what Parse would check of the values it makes
+// itself rather than copies from canonical input: strings are UTF-8 and, in versions with
+// strict canonical JSON, integers are in its range.
+func (p Proto) object(v RoomVersion, origin string) (keys.Object, error) {
+	parseObject, canonicalJSON := keys.ParseObject, keys.CanonicalJSON
+	if v.StrictCanonicalJSON {
+		parseObject, canonicalJSON = keys.ParseObjectStrict, keys.CanonicalJSONStrict
+		for _, n := range []struct {
+			name string
+			val  int64
+		}{{"depth", p.Depth}, {"origin_server_ts", p.OriginServerTS}} {
+			if n.val > maxSafeInteger || n.val < -maxSafeInteger {
+				return keys.Object{}, fmt.Errorf("%w: %s: %w", ErrMalformed, n.name, keys.ErrNonStrictValue)
+			}
 		}
-		content = c.JSON()
 	}
+	for _, s := range [...]string{p.Type, p.Sender, p.RoomID, p.Redacts, origin} {
+		if !utf8.ValidString(s) {
+			return keys.Object{}, fmt.Errorf("%w: %w: string is not UTF-8", ErrMalformed, keys.ErrInvalidJSON)
+		}
+	}
+	if p.StateKey != nil && !utf8.ValidString(*p.StateKey) {
+		return keys.Object{}, fmt.Errorf("%w: %w: state_key is not UTF-8", ErrMalformed, keys.ErrInvalidJSON)
+	}
+	for _, ids := range [][]string{p.PrevEvents, p.AuthEvents} {
+		for _, id := range ids {
+			if !utf8.ValidString(id) || !utf8.ValidString(p.PrevEventHashes[id]) {
+				return keys.Object{}, fmt.Errorf("%w: %w: event id is not UTF-8", ErrMalformed, keys.ErrInvalidJSON)
+			}
+		}
+	}
+
+	content := keys.Object{}
+	if len(p.Content) > 0 {
+		c, err := parseObject(p.Content)
+		if err != nil {
+			return keys.Object{}, fmt.Errorf("%w: content: %w", ErrMalformed, err)
+		}
+		content = c
+	}
+	// Members are collected unsorted and sorted once, rather than inserted one by one.
+	ms := make([]keys.Member, 0, 16)
+	add := func(k string, v []byte) { ms = append(ms, keys.Member{Key: k, Value: v}) }
 	if p.Type == "m.room.redaction" && p.Redacts != "" {
 		if v.RedactsInContent {
-			c, _ := keys.ParseObject(content)
-			content = c.With("redacts", keys.Quote(p.Redacts)).JSON()
+			content = content.With("redacts", keys.Quote(p.Redacts))
 		} else {
-			o = o.With("redacts", keys.Quote(p.Redacts))
+			add("redacts", keys.Quote(p.Redacts))
 		}
 	}
-	o = o.With("type", keys.Quote(p.Type)).
-		With("sender", keys.Quote(p.Sender)).
-		With("content", content).
-		With("depth", strconv.AppendInt(nil, p.Depth, 10)).
-		With("origin_server_ts", strconv.AppendInt(nil, p.OriginServerTS, 10)).
-		With("hashes", []byte("{}")).
-		With("signatures", []byte("{}")).
-		With("prev_events", p.refs(p.PrevEvents, v.Format)).
-		With("auth_events", p.refs(p.AuthEvents, v.Format))
+	add("type", keys.Quote(p.Type))
+	add("sender", keys.Quote(p.Sender))
+	add("content", content.JSON())
+	add("depth", strconv.AppendInt(nil, p.Depth, 10))
+	add("origin_server_ts", strconv.AppendInt(nil, p.OriginServerTS, 10))
+	add("hashes", []byte("{}"))
+	add("signatures", []byte("{}"))
+	add("prev_events", p.refs(p.PrevEvents, v.Format))
+	add("auth_events", p.refs(p.AuthEvents, v.Format))
 	if p.StateKey != nil {
-		o = o.With("state_key", keys.Quote(*p.StateKey))
+		add("state_key", keys.Quote(*p.StateKey))
 	}
 	if v.RoomIDFromCreateEvent && p.Type == "m.room.create" {
 		if p.RoomID != "" {
-			return nil, fmt.Errorf("%w: an m.room.create event of room version %s has no room_id", ErrMalformed, v.ID)
+			return keys.Object{}, fmt.Errorf("%w: an m.room.create event of room version %s has no room_id", ErrMalformed, v.ID)
 		}
 	} else {
-		o = o.With("room_id", keys.Quote(p.RoomID))
+		add("room_id", keys.Quote(p.RoomID))
 	}
 	if v.EventIDs == IDServerMinted {
-		o = o.With("event_id", keys.Quote("$"+randomString(18)+":"+origin)).
-			With("origin", keys.Quote(origin))
+		add("event_id", keys.Quote("$"+randomString(18)+":"+origin))
+		add("origin", keys.Quote(origin))
 	}
 	if len(p.Unsigned) > 0 {
-		u, err := keys.CanonicalJSON(p.Unsigned)
+		u, err := canonicalJSON(p.Unsigned)
 		if err != nil {
-			return nil, fmt.Errorf("%w: unsigned: %w", ErrMalformed, err)
+			return keys.Object{}, fmt.Errorf("%w: unsigned: %w", ErrMalformed, err)
 		}
-		o = o.With("unsigned", u)
+		add("unsigned", u)
+	}
+	return keys.NewObject(ms), nil
+}
+
+// pdu is the unsigned PDU as JSON.
+func (p Proto) pdu(v RoomVersion, origin string) ([]byte, error) {
+	o, err := p.object(v, origin)
+	if err != nil {
+		return nil, err
 	}
 	return o.JSON(), nil
 }
@@ -129,19 +182,29 @@ func HashAndSign(raw []byte, v RoomVersion, origin string, key keys.SigningKey) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
+	if o, err = hashAndSign(o, v, origin, key); err != nil {
+		return nil, err
+	}
+	return o.JSON(), nil
+}
+
+func hashAndSign(o keys.Object, v RoomVersion, origin string, key keys.SigningKey) (keys.Object, error) {
 	h := contentHash(o)
 	o = o.With("hashes", keys.Object{}.With("sha256", keys.Quote(keys.EncodeBase64(h[:]))).JSON())
 	redacted, err := redactObject(o, v)
 	if err != nil {
-		return nil, err
+		return keys.Object{}, err
 	}
 	signed, err := keys.SignObject(origin, key.ID, key.Private, redacted)
 	if err != nil {
-		return nil, err
+		return keys.Object{}, err
 	}
 	sigs, _ := signed.Get("signatures")
-	return o.With("signatures", sigs).JSON(), nil
+	return o.With("signatures", sigs), nil
 }
+
+// maxSafeInteger is (2**53)-1, the largest integer strict canonical JSON allows.
+const maxSafeInteger = 1<<53 - 1
 
 const idAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

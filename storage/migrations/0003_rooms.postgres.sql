@@ -1,6 +1,6 @@
 -- Rooms, events and state. The SQLite and PostgreSQL forms of this migration differ only in how
--- short ids are generated (INTEGER PRIMARY KEY against identity columns) and in the byte type;
--- keep the two files in step.
+-- short ids are generated (INTEGER PRIMARY KEY against identity columns), in the byte type, and
+-- in SQLite's WITHOUT ROWID on tables keyed by their primary key; keep the two files in step.
 
 -- rooms: one row per room this server knows, with its short id.
 -- Personal data: none by itself (a room id is random). Deleted: when the room is purged.
@@ -62,6 +62,8 @@ CREATE INDEX events_stream ON events (stream_pos);
 -- event_auth_edges and event_prev_edges: the DAG. Auth edges point at stored events (an event is
 -- only stored once its auth events are); prev edges may name events not fetched yet.
 -- Personal data: none beyond event ids. Deleted: with the events, never when a body is pruned.
+-- Edges are only looked up by the citing event, so prev_event_id has no index of its own: every
+-- index on these tables is one more page written per message.
 CREATE TABLE event_auth_edges (
 	event_nid BIGINT NOT NULL REFERENCES events (event_nid),
 	auth_event_nid BIGINT NOT NULL REFERENCES events (event_nid),
@@ -72,7 +74,6 @@ CREATE TABLE event_prev_edges (
 	prev_event_id TEXT NOT NULL,
 	PRIMARY KEY (event_nid, prev_event_id)
 );
-CREATE INDEX event_prev_edges_prev ON event_prev_edges (prev_event_id);
 
 -- state_snapshots: a room state shared by every event that has it. A snapshot is either full
 -- (parent_nid 0, chain_len 0) or a delta over its parent; chains are flattened into a full

@@ -1,0 +1,492 @@
+package clientapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"myelin/mxhttp"
+	"myelin/roomserver/auth"
+	"myelin/roomserver/event"
+	"myelin/storage"
+)
+
+// Paginating a room's history: /messages, /context and /timestamp_to_event.
+//
+// Tokens are tokens.go's RoomToken, read by stream position: paginating backwards from a
+// token returns the events at its position and before, forwards the events after it.
+
+func roomToken(pos int64) string { return RoomToken{Stream: pos}.String() }
+
+// parseRoomToken reads the stream position of a room or sync token.
+func parseRoomToken(s string) (int64, error) {
+	t, err := ParseRoomToken(s)
+	if err != nil {
+		return 0, mxhttp.InvalidParam("invalid pagination token").Because(err)
+	}
+	return t.Stream, nil
+}
+
+// readLimit is the last stream position a reader may see: now, or their departure.
+func (a *API) readLimit(ctx context.Context, acc readAccess) (int64, error) {
+	if acc.Until != nil {
+		rec, err := storage.EventByID(ctx, a.db, acc.Until.ID())
+		if err != nil {
+			return 0, mxhttp.Internal(err)
+		}
+		return rec.StreamPos, nil
+	}
+	pos, err := storage.CurrentStreamPosition(ctx, a.db, "events")
+	if err != nil {
+		return 0, mxhttp.Internal(err)
+	}
+	return pos, nil
+}
+
+// maxScannedBatches bounds how far one request reads through events the user may not see or
+// the filter drops before it answers with what it found and a token to go on.
+const maxScannedBatches = 20
+
+// page is a run of visible, filtered events and where the next run starts.
+type page struct {
+	events []*event.Event
+	next   int64 // the token position after the last examined event
+	more   bool  // whether events remain in the window past next
+}
+
+// pageEvents reads up to limit events of a room that the user may see and the filter passes:
+// backwards through (bound, from] newest first, or forwards through (from, bound] oldest first.
+func (a *API) pageEvents(ctx context.Context, who Requester, room storage.Room, v event.RoomVersion,
+	from, bound int64, backwards bool, limit int, filter *RoomEventFilter) (page, error) {
+	p := page{next: from}
+	if limit <= 0 {
+		p.more = backwards && from > bound || !backwards && from < bound
+		return p, nil
+	}
+	batch := max(limit, 20)
+	cursor := from
+	for range maxScannedBatches {
+		if backwards && cursor <= bound || !backwards && cursor >= bound {
+			return p, nil
+		}
+		lo, hi := bound, cursor
+		if !backwards {
+			lo, hi = cursor, bound
+		}
+		recs, err := storage.RoomEventsByStream(ctx, a.db, room.NID, lo, hi, batch, backwards)
+		if err != nil {
+			return p, mxhttp.Internal(err)
+		}
+		evs := make([]*event.Event, 0, len(recs))
+		pos := make(map[string]int64, len(recs))
+		for _, rec := range recs {
+			if rec.JSON == nil {
+				continue
+			}
+			ev, err := event.Parse(rec.JSON, v)
+			if err != nil {
+				return p, mxhttp.Internal(err)
+			}
+			evs = append(evs, ev)
+			pos[ev.ID()] = rec.StreamPos
+		}
+		visible, err := a.cfg.Rooms.VisibleEvents(ctx, who.UserID, evs)
+		if err != nil {
+			return p, roomError(err)
+		}
+		for _, ev := range visible {
+			if filter != nil && !filter.Allows(ev) {
+				continue
+			}
+			p.events = append(p.events, ev)
+			if len(p.events) == limit {
+				p.next, p.more = tokenAfter(pos[ev.ID()], backwards), true
+				return p, nil
+			}
+		}
+		if len(recs) == 0 {
+			p.next, p.more = cursor, false
+			return p, nil
+		}
+		cursor = tokenAfter(recs[len(recs)-1].StreamPos, backwards)
+		p.next = cursor
+		if len(recs) < batch {
+			p.more = false
+			return p, nil
+		}
+		p.more = true
+	}
+	return p, nil
+}
+
+// tokenAfter is the token position past an event in the direction of travel.
+func tokenAfter(pos int64, backwards bool) int64 {
+	if backwards {
+		return pos - 1
+	}
+	return pos
+}
+
+// roomEventFilterParam reads the filter query parameter of /messages and /context: a
+// RoomEventFilter as JSON, or the id of a stored filter whose room.timeline applies.
+func (a *API) roomEventFilterParam(r *http.Request, who Requester) (*RoomEventFilter, error) {
+	raw := r.URL.Query().Get("filter")
+	if raw == "" {
+		return nil, nil
+	}
+	if !strings.HasPrefix(strings.TrimSpace(raw), "{") {
+		f, err := a.filterParam(r, who.UserID, raw)
+		if err != nil {
+			return nil, err
+		}
+		return &f.Room.Timeline, nil
+	}
+	var f RoomEventFilter
+	if err := mxhttp.DecodeJSON([]byte(raw), &f); err != nil {
+		return nil, err
+	}
+	if err := f.EventFilter.validate(); err != nil {
+		return nil, mxhttp.BadJSON("%v", err)
+	}
+	return &f, nil
+}
+
+func limitParam(r *http.Request, def int) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, mxhttp.InvalidParam("limit must be a non-negative integer")
+	}
+	return min(n, MaxTimelineLimit), nil
+}
+
+func dirParam(r *http.Request) (backwards bool, err error) {
+	switch r.URL.Query().Get("dir") {
+	case "b":
+		return true, nil
+	case "f":
+		return false, nil
+	case "":
+		return false, mxhttp.MissingParam("dir is required")
+	}
+	return false, mxhttp.InvalidParam("dir must be b or f")
+}
+
+// roomForReading resolves a room and the reader's access to it.
+func (a *API) roomForReading(ctx context.Context, who Requester, roomID string) (storage.Room, event.RoomVersion, readAccess, error) {
+	acc, err := a.roomReadAccess(ctx, roomID, who.UserID)
+	if err != nil {
+		return storage.Room{}, event.RoomVersion{}, acc, err
+	}
+	room, err := storage.GetRoom(ctx, a.db, roomID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return room, event.RoomVersion{}, acc, mxhttp.NotFound("room not found")
+	}
+	if err != nil {
+		return room, event.RoomVersion{}, acc, mxhttp.Internal(err)
+	}
+	v, err := event.Version(room.Version)
+	if err != nil {
+		return room, v, acc, mxhttp.Internal(err)
+	}
+	return room, v, acc, nil
+}
+
+// messages is GET /rooms/{roomId}/messages.
+func (a *API) messages(r *http.Request, who Requester) (mxhttp.Response, error) {
+	roomID, err := pathRoomID(r)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	backwards, err := dirParam(r)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	filter, err := a.roomEventFilterParam(r, who)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	def := DefaultTimelineLimit
+	if filter != nil {
+		def = filter.LimitOr(def)
+	}
+	limit, err := limitParam(r, def)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	q := r.URL.Query()
+	ctx := r.Context()
+	room, v, acc, err := a.roomForReading(ctx, who, roomID)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	ceiling, err := a.readLimit(ctx, acc)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	from := ceiling
+	if !backwards {
+		from = 0
+	}
+	if s := q.Get("from"); s != "" {
+		if from, err = parseRoomToken(s); err != nil {
+			return mxhttp.Response{}, err
+		}
+	}
+	bound := int64(0)
+	if !backwards {
+		bound = ceiling
+	}
+	if s := q.Get("to"); s != "" {
+		to, err := parseRoomToken(s)
+		if err != nil {
+			return mxhttp.Response{}, err
+		}
+		if backwards {
+			bound = max(bound, to)
+		} else {
+			bound = min(bound, to)
+		}
+	}
+	// A reader who left sees nothing past their departure, whatever token they hold.
+	start := from
+	from = min(from, ceiling)
+	p, err := a.pageEvents(ctx, who, room, v, from, bound, backwards, limit, filter)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	chunk, err := a.clientEvents(ctx, who, p.events)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	resp := map[string]any{"start": roomToken(start), "chunk": chunk}
+	if p.more {
+		resp["end"] = roomToken(p.next)
+	}
+	if filter != nil && filter.LazyLoadMembers {
+		state, err := a.memberStateFor(ctx, who, roomID, acc, p.events)
+		if err != nil {
+			return mxhttp.Response{}, err
+		}
+		resp["state"] = state
+	}
+	return mxhttp.OK(resp), nil
+}
+
+// memberStateFor is the lazy-loaded membership state for a chunk: the membership events of
+// its senders, as the room is now (or was when the reader left).
+func (a *API) memberStateFor(ctx context.Context, who Requester, roomID string, acc readAccess, evs []*event.Event) ([]ClientEvent, error) {
+	senders := map[string]bool{}
+	for _, ev := range evs {
+		senders[ev.Sender()] = true
+	}
+	var out []*event.Event
+	if acc.Until == nil {
+		for s := range senders {
+			ev, err := a.cfg.Rooms.CurrentStateEvent(ctx, roomID, auth.TypeMember, s)
+			if err == nil {
+				out = append(out, ev)
+			}
+		}
+	} else {
+		state, err := a.stateFor(ctx, roomID, acc, auth.TypeMember)
+		if err != nil {
+			return nil, err
+		}
+		for _, ev := range state {
+			if senders[*ev.StateKey()] {
+				out = append(out, ev)
+			}
+		}
+	}
+	return ToClientEvents(out, FormatClient, a.now()), nil
+}
+
+// eventContext is GET /rooms/{roomId}/context/{eventId}: the event, up to limit visible events
+// around it (half before, half after), and the room state at the last of them.
+func (a *API) eventContext(r *http.Request, who Requester) (mxhttp.Response, error) {
+	roomID, err := pathRoomID(r)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	eventID, err := roomPathVar(r, "eventId")
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	filter, err := a.roomEventFilterParam(r, who)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	limit, err := limitParam(r, DefaultTimelineLimit)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	ctx := r.Context()
+	room, v, acc, err := a.roomForReading(ctx, who, roomID)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	ev, err := a.visibleEvent(ctx, who, roomID, eventID)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	rec, err := storage.EventByID(ctx, a.db, eventID)
+	if err != nil {
+		return mxhttp.Response{}, mxhttp.Internal(err)
+	}
+	if rec.StreamPos == 0 {
+		return mxhttp.Response{}, mxhttp.NotFound("event not found")
+	}
+	ceiling, err := a.readLimit(ctx, acc)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	nBefore := limit / 2
+	before, err := a.pageEvents(ctx, who, room, v, rec.StreamPos-1, 0, true, nBefore, filter)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	after, err := a.pageEvents(ctx, who, room, v, rec.StreamPos, ceiling, false, limit-nBefore, filter)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	last := ev
+	if n := len(after.events); n > 0 {
+		last = after.events[n-1]
+	}
+	state, err := a.cfg.Rooms.StateAfter(ctx, last.ID())
+	if err != nil {
+		return mxhttp.Response{}, roomError(err)
+	}
+	state = a.filterState(state, filter, append(append([]*event.Event{ev}, before.events...), after.events...))
+
+	all := append(append([]*event.Event{ev}, before.events...), after.events...)
+	formatted, err := a.clientEvents(ctx, who, all)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	nb := len(before.events)
+	return mxhttp.OK(map[string]any{
+		"event":         formatted[0],
+		"events_before": formatted[1 : 1+nb],
+		"events_after":  formatted[1+nb:],
+		"start":         roomToken(before.next),
+		"end":           roomToken(after.next),
+		"state":         ToClientEvents(state, FormatClient, a.now()),
+	}), nil
+}
+
+// filterState applies a RoomEventFilter to state: its types and senders, and with
+// lazy_load_members only the membership events of the senders of shown events.
+func (a *API) filterState(state []*event.Event, f *RoomEventFilter, shown []*event.Event) []*event.Event {
+	if f == nil {
+		return state
+	}
+	senders := map[string]bool{}
+	for _, ev := range shown {
+		senders[ev.Sender()] = true
+	}
+	out := []*event.Event{}
+	for _, ev := range state {
+		if !f.Allows(ev) {
+			continue
+		}
+		if f.LazyLoadMembers && ev.Type() == auth.TypeMember && !senders[*ev.StateKey()] {
+			continue
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// timestampToEvent is GET /v1/rooms/{roomId}/timestamp_to_event: the visible event closest to
+// ts in the direction asked.
+func (a *API) timestampToEvent(r *http.Request, who Requester) (mxhttp.Response, error) {
+	roomID, err := pathRoomID(r)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	q := r.URL.Query()
+	if q.Get("ts") == "" {
+		return mxhttp.Response{}, mxhttp.MissingParam("ts is required")
+	}
+	ts, err := strconv.ParseInt(q.Get("ts"), 10, 64)
+	if err != nil {
+		return mxhttp.Response{}, mxhttp.InvalidParam("ts must be an integer")
+	}
+	backwards, err := dirParam(r)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	ctx := r.Context()
+	room, v, acc, err := a.roomForReading(ctx, who, roomID)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	ceiling, err := a.readLimit(ctx, acc)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	// The room server's indexed answer serves when the reader may see it; otherwise the room
+	// is read in batches for the closest event they may see.
+	if near, err := a.cfg.Rooms.EventNearTimestamp(ctx, roomID, ts, backwards); err == nil {
+		if rec, err := storage.EventByID(ctx, a.db, near.ID()); err == nil && rec.StreamPos > 0 && rec.StreamPos <= ceiling {
+			if ok, err := a.recordVisible(ctx, who, v, rec); err != nil {
+				return mxhttp.Response{}, err
+			} else if ok {
+				return mxhttp.OK(map[string]any{"event_id": rec.EventID, "origin_server_ts": rec.OriginServerTS}), nil
+			}
+		}
+	}
+	const batch = 500
+	var best *storage.EventRecord
+	for lo := int64(0); lo < ceiling; {
+		recs, err := storage.RoomEventsByStream(ctx, a.db, room.NID, lo, ceiling, batch, false)
+		if err != nil {
+			return mxhttp.Response{}, mxhttp.Internal(err)
+		}
+		for i := range recs {
+			rec := &recs[i]
+			t := rec.OriginServerTS
+			switch {
+			case !backwards && t >= ts && (best == nil || t < best.OriginServerTS):
+			case backwards && t <= ts && (best == nil || t >= best.OriginServerTS):
+			default:
+				continue
+			}
+			if ok, err := a.recordVisible(ctx, who, v, *rec); err != nil {
+				return mxhttp.Response{}, err
+			} else if ok {
+				best = rec
+			}
+		}
+		if len(recs) < batch {
+			break
+		}
+		lo = recs[len(recs)-1].StreamPos
+	}
+	if best == nil {
+		return mxhttp.Response{}, mxhttp.NotFound("no event found in that direction from the timestamp")
+	}
+	return mxhttp.OK(map[string]any{"event_id": best.EventID, "origin_server_ts": best.OriginServerTS}), nil
+}
+
+func (a *API) recordVisible(ctx context.Context, who Requester, v event.RoomVersion, rec storage.EventRecord) (bool, error) {
+	if rec.JSON == nil {
+		return false, nil
+	}
+	ev, err := event.Parse(rec.JSON, v)
+	if err != nil {
+		return false, mxhttp.Internal(err)
+	}
+	vis, err := a.cfg.Rooms.VisibleEvents(ctx, who.UserID, []*event.Event{ev})
+	if err != nil {
+		return false, roomError(err)
+	}
+	return len(vis) == 1, nil
+}

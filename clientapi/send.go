@@ -1,0 +1,258 @@
+package clientapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+
+	"myelin/keys"
+	"myelin/mxhttp"
+	"myelin/roomserver/event"
+	"myelin/storage"
+)
+
+// Sending events: messages, state and redactions.
+
+// readContent reads an event's content: a JSON object, at most the size of a whole event.
+func readContent(r *http.Request) (json.RawMessage, error) {
+	var raw json.RawMessage
+	if err := mxhttp.ReadJSON(r, &raw); err != nil {
+		return nil, err
+	}
+	if len(raw) > event.MaxEventBytes {
+		return nil, mxhttp.TooLarge("event content exceeds %d bytes", event.MaxEventBytes)
+	}
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
+		return nil, mxhttp.BadJSON("event content must be a JSON object")
+	}
+	// Canonical JSON rejects what other servers would (floats, out-of-range integers), so
+	// that a client learns now rather than when federation refuses the event.
+	if err := keys.CheckStrictValues(raw); err != nil {
+		return nil, mxhttp.BadJSON("event content is not valid canonical JSON: %v", err)
+	}
+	return raw, nil
+}
+
+func eventIDResponse(id string) mxhttp.Response {
+	return mxhttp.OK(map[string]string{"event_id": id})
+}
+
+// txnLocks serialises the requests of one transaction key within this process, so that a
+// retry arriving while the first attempt is still sending waits for it and gets its answer.
+// The keys include the device, so API instances sharing it never contend.
+var txnLocks keyedMutex
+
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*refMutex
+}
+
+type refMutex struct {
+	sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*refMutex{}
+	}
+	m := k.locks[key]
+	if m == nil {
+		m = &refMutex{}
+		k.locks[key] = m
+	}
+	m.refs++
+	k.mu.Unlock()
+	m.Lock()
+	return func() {
+		m.Unlock()
+		k.mu.Lock()
+		if m.refs--; m.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}
+
+// withTxn makes an event-sending request idempotent per (device, endpoint, transaction id): a
+// retransmission gets the event id of the first request, whatever its body, as Synapse does.
+// The event and the transaction id are stored in two steps; a crash between them would let a
+// retry send the event again.
+func (a *API) withTxn(ctx context.Context, who Requester, endpoint, txnID string, send func() (*event.Event, error)) (mxhttp.Response, error) {
+	unlock := txnLocks.lock(who.Localpart + "\x00" + who.DeviceID + "\x00" + endpoint + "\x00" + txnID)
+	defer unlock()
+	id, err := storage.ClientTxnEvent(ctx, a.db, who.Localpart, who.DeviceID, endpoint, txnID)
+	if err == nil {
+		return eventIDResponse(id), nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return mxhttp.Response{}, mxhttp.Internal(err)
+	}
+	ev, err := send()
+	if err != nil {
+		return mxhttp.Response{}, roomError(err)
+	}
+	err = a.db.WithTx(context.WithoutCancel(ctx), func(tx *storage.Tx) error {
+		return tx.InsertClientTxn(ctx, storage.ClientTxn{
+			Localpart: who.Localpart, DeviceID: who.DeviceID, Endpoint: endpoint, TxnID: txnID,
+			EventID: ev.ID(), CreatedTS: a.now().UnixMilli(),
+		})
+	})
+	if err != nil && !errors.Is(err, storage.ErrConflict) {
+		// The event is in the room; only the retry protection is missing. Answer with it.
+		mxhttp.Logger(ctx).WithError(err).WithField("event_id", ev.ID()).Warn("could not record a transaction id")
+	}
+	return eventIDResponse(ev.ID()), nil
+}
+
+// sendMessage is PUT /rooms/{roomId}/send/{eventType}/{txnId}.
+func (a *API) sendMessage(r *http.Request, who Requester) (mxhttp.Response, error) {
+	roomID, err := pathRoomID(r)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	typ, err := roomPathVar(r, "eventType")
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	txnID, err := roomPathVar(r, "txnId")
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	if err := a.allowUser("send", who.Localpart); err != nil {
+		return mxhttp.Response{}, err
+	}
+	content, err := readContent(r)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	ctx := r.Context()
+	return a.withTxn(ctx, who, "send/"+roomID+"/"+typ, txnID, func() (*event.Event, error) {
+		return a.cfg.Rooms.SendEvent(ctx, event.Proto{Type: typ, Sender: who.UserID, RoomID: roomID, Content: content})
+	})
+}
+
+// putState is PUT /rooms/{roomId}/state/{eventType}/{stateKey}. Setting a state entry to what
+// it already holds sends nothing and answers with the current event, as Synapse does, so that
+// clients retrying a state change do not fill the timeline.
+func (a *API) putState(r *http.Request, who Requester) (mxhttp.Response, error) {
+	roomID, err := pathRoomID(r)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	typ, err := roomPathVar(r, "eventType")
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	stateKey, err := roomPathVar(r, "stateKey")
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	if err := a.allowUser("send", who.Localpart); err != nil {
+		return mxhttp.Response{}, err
+	}
+	content, err := readContent(r)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	ctx := r.Context()
+	if typ == "m.room.canonical_alias" && stateKey == "" {
+		if err := a.checkCanonicalAlias(ctx, roomID, content); err != nil {
+			return mxhttp.Response{}, err
+		}
+	}
+	if cur, err := a.cfg.Rooms.CurrentStateEvent(ctx, roomID, typ, stateKey); err == nil && cur.Sender() == who.UserID {
+		if same, _ := sameJSON(cur.Content(), content); same {
+			if m, _ := a.cfg.Rooms.Membership(ctx, roomID, who.UserID); m == "join" {
+				return eventIDResponse(cur.ID()), nil
+			}
+		}
+	}
+	ev, err := a.cfg.Rooms.SendEvent(ctx, event.Proto{Type: typ, StateKey: &stateKey, Sender: who.UserID, RoomID: roomID, Content: content})
+	if err != nil {
+		return mxhttp.Response{}, roomError(err)
+	}
+	return eventIDResponse(ev.ID()), nil
+}
+
+func sameJSON(a, b []byte) (bool, error) {
+	ca, err := keys.CanonicalJSON(a)
+	if err != nil {
+		return false, err
+	}
+	cb, err := keys.CanonicalJSON(b)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(ca, cb), nil
+}
+
+// checkCanonicalAlias: the aliases of m.room.canonical_alias must be valid and, where they are
+// this server's, point to the room (400 M_BAD_ALIAS otherwise), as the spec requires.
+func (a *API) checkCanonicalAlias(ctx context.Context, roomID string, content json.RawMessage) error {
+	var c struct {
+		Alias      *string  `json:"alias"`
+		AltAliases []string `json:"alt_aliases"`
+	}
+	if err := json.Unmarshal(content, &c); err != nil {
+		return mxhttp.BadJSON("alias and alt_aliases must be strings")
+	}
+	var all []string
+	if c.Alias != nil && *c.Alias != "" {
+		all = append(all, *c.Alias)
+	}
+	all = append(all, c.AltAliases...)
+	for _, alias := range all {
+		local, err := a.parseAlias(alias)
+		if err != nil {
+			return badAlias("%q is not a valid room alias", alias)
+		}
+		if !local {
+			continue // other servers' aliases cannot be checked without federation queries
+		}
+		target, err := a.resolveAlias(ctx, alias)
+		if err != nil || target != roomID {
+			return badAlias("room alias %s does not point to this room", alias)
+		}
+	}
+	return nil
+}
+
+func badAlias(format string, args ...any) *mxhttp.Error {
+	e := mxhttp.InvalidParam(format, args...)
+	e.Code = "M_BAD_ALIAS"
+	return e
+}
+
+// redact is PUT /rooms/{roomId}/redact/{eventId}/{txnId}.
+func (a *API) redact(r *http.Request, who Requester) (mxhttp.Response, error) {
+	roomID, err := pathRoomID(r)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	eventID, err := roomPathVar(r, "eventId")
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	txnID, err := roomPathVar(r, "txnId")
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	if err := a.allowUser("send", who.Localpart); err != nil {
+		return mxhttp.Response{}, err
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := readOptionalJSON(r, &req); err != nil {
+		return mxhttp.Response{}, err
+	}
+	ctx := r.Context()
+	return a.withTxn(ctx, who, "redact/"+roomID+"/"+eventID, txnID, func() (*event.Event, error) {
+		return a.cfg.Rooms.Redact(ctx, roomID, who.UserID, eventID, req.Reason)
+	})
+}

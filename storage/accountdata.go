@@ -1,0 +1,70 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// AccountDataStream is the stream whose positions order account data changes.
+const AccountDataStream = "account_data"
+
+// AccountData is one entry of a user's account data; RoomID is "" for global account data.
+type AccountData struct {
+	RoomID    string
+	Type      string
+	Content   json.RawMessage
+	StreamPos int64
+}
+
+// SetAccountData stores an entry of a user's account data at a new position on
+// AccountDataStream, which it returns.
+func (tx *Tx) SetAccountData(ctx context.Context, userID, roomID, dataType string, content []byte) (int64, error) {
+	pos, err := tx.NextStreamPosition(ctx, AccountDataStream)
+	if err != nil {
+		return 0, err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO account_data (user_id, room_id, data_type, content, stream_pos)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (user_id, room_id, data_type) DO UPDATE SET content = excluded.content, stream_pos = excluded.stream_pos`,
+		userID, roomID, dataType, string(content), pos)
+	if err != nil {
+		return 0, fmt.Errorf("storage: setting account data: %w", err)
+	}
+	return pos, nil
+}
+
+// GetAccountData returns one entry of a user's account data; ErrNotFound if it was never set.
+func GetAccountData(ctx context.Context, r Reader, userID, roomID, dataType string) (AccountData, error) {
+	d := AccountData{RoomID: roomID, Type: dataType}
+	var content string
+	err := r.QueryRow(ctx, `SELECT content, stream_pos FROM account_data WHERE user_id = $1 AND room_id = $2 AND data_type = $3`,
+		userID, roomID, dataType).Scan(&content, &d.StreamPos)
+	if err != nil {
+		return AccountData{}, fmt.Errorf("storage: account data %s: %w", dataType, err)
+	}
+	d.Content = json.RawMessage(content)
+	return d, nil
+}
+
+// AccountDataBetween returns the entries of a user's account data, global and per room, last
+// changed at a position in (from, to], in stream order.
+func AccountDataBetween(ctx context.Context, r Reader, userID string, from, to int64) ([]AccountData, error) {
+	rows, err := r.Query(ctx, `SELECT room_id, data_type, content, stream_pos FROM account_data
+		WHERE user_id = $1 AND stream_pos > $2 AND stream_pos <= $3 ORDER BY stream_pos`, userID, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("storage: reading account data: %w", err)
+	}
+	defer rows.Close()
+	var out []AccountData
+	for rows.Next() {
+		var d AccountData
+		var content string
+		if err := rows.Scan(&d.RoomID, &d.Type, &content, &d.StreamPos); err != nil {
+			return nil, err
+		}
+		d.Content = json.RawMessage(content)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
