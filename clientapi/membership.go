@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"myelin/mxhttp"
+	"myelin/roomserver"
 	"myelin/roomserver/event"
 	"myelin/storage"
 )
@@ -35,30 +36,75 @@ func roomIDResponse(roomID string) mxhttp.Response {
 	return mxhttp.OK(map[string]string{"room_id": roomID})
 }
 
-// resolveRoomIDOrAlias resolves the {roomIdOrAlias} of /join and /knock.
-func (a *API) resolveRoomIDOrAlias(r *http.Request) (string, error) {
+// remoteRooms is what /join and /knock need from the room server for rooms on other servers:
+// resolving another server's alias, and knocking through named servers. roomserver.Server has
+// both; a Rooms without them (tests) makes remote aliases unknown and ignores knock hints.
+type remoteRooms interface {
+	ResolveRemoteAlias(ctx context.Context, alias string) (roomID string, servers []string, err error)
+	KnockVia(ctx context.Context, roomID, userID, reason string, via []string) (*event.Event, error)
+}
+
+// resolveRoomIDOrAlias resolves the {roomIdOrAlias} of /join and /knock, and returns the
+// servers to try for a room this server is not in: the via and server_name parameters first,
+// then the servers the alias's server named.
+func (a *API) resolveRoomIDOrAlias(r *http.Request) (roomID string, via []string, err error) {
 	s, err := roomPathVar(r, "roomIdOrAlias")
 	if err != nil {
-		return "", err
+		return "", nil, err
+	}
+	q := r.URL.Query()
+	for _, v := range append(q["via"], q["server_name"]...) {
+		if _, err := event.ParseServerName(v); err != nil {
+			return "", nil, mxhttp.InvalidParam("%q is not a server name", v)
+		}
+		via = append(via, v)
 	}
 	switch {
 	case strings.HasPrefix(s, "!"):
 		if _, err := event.ParseRoomID(s); err != nil {
-			return "", mxhttp.InvalidParam("%q is not a room id", s)
+			return "", nil, mxhttp.InvalidParam("%q is not a room id", s)
 		}
-		return s, nil
+		return s, via, nil
 	case strings.HasPrefix(s, "#"):
-		return a.resolveAlias(r.Context(), s)
+		local, err := a.parseAlias(s)
+		if err != nil {
+			return "", nil, err
+		}
+		if local {
+			roomID, err := a.resolveAlias(r.Context(), s)
+			return roomID, via, err
+		}
+		remote, ok := a.cfg.Rooms.(remoteRooms)
+		if !ok {
+			return "", nil, mxhttp.NotFound("room alias %s is on another server", s)
+		}
+		roomID, servers, err := remote.ResolveRemoteAlias(r.Context(), s)
+		if err != nil {
+			return "", nil, aliasError(s, err)
+		}
+		return roomID, append(via, servers...), nil
 	}
-	return "", mxhttp.InvalidParam("%q is neither a room id nor a room alias", s)
+	return "", nil, mxhttp.InvalidParam("%q is neither a room id nor a room alias", s)
+}
+
+// aliasError maps a failure to resolve another server's alias. Unknown there, or its server
+// unreachable, the alias names no room this server can find: 404, as the directory answers.
+func aliasError(alias string, err error) error {
+	switch {
+	case errors.Is(err, roomserver.ErrNotFound):
+		return mxhttp.NotFound("room alias %s not found", alias).Because(err)
+	case errors.Is(err, roomserver.ErrRemoteJoinUnsupported):
+		return mxhttp.NotFound("room alias %s is on another server, and this server does not federate", alias).Because(err)
+	}
+	return mxhttp.NotFound("room alias %s could not be resolved: its server did not answer", alias).Because(err)
 }
 
 func (a *API) joinRoomIDOrAlias(r *http.Request, who Requester) (mxhttp.Response, error) {
-	roomID, err := a.resolveRoomIDOrAlias(r)
+	roomID, via, err := a.resolveRoomIDOrAlias(r)
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	return a.join(r, who, roomID)
+	return a.join(r, who, roomID, via)
 }
 
 func (a *API) joinRoom(r *http.Request, who Requester) (mxhttp.Response, error) {
@@ -66,13 +112,13 @@ func (a *API) joinRoom(r *http.Request, who Requester) (mxhttp.Response, error) 
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	return a.join(r, who, roomID)
+	return a.join(r, who, roomID, nil)
 }
 
-// join makes the requester join a room, through the servers named by the via (and deprecated
-// server_name) parameters when this server is not in it. Each remote attempt is bounded by the
-// room server, so an unreachable room fails rather than hangs.
-func (a *API) join(r *http.Request, who Requester, roomID string, via ...string) (mxhttp.Response, error) {
+// join makes the requester join a room, through the servers of via when this server is not in
+// it. Each remote attempt is bounded by the room server, so an unreachable room fails rather
+// than hangs.
+func (a *API) join(r *http.Request, who Requester, roomID string, via []string) (mxhttp.Response, error) {
 	if err := a.allowUser("join", who.Localpart); err != nil {
 		return mxhttp.Response{}, err
 	}
@@ -82,13 +128,6 @@ func (a *API) join(r *http.Request, who Requester, roomID string, via ...string)
 	}
 	if len(req.ThirdPartySigned) > 0 && string(req.ThirdPartySigned) != "null" {
 		return mxhttp.Response{}, mxhttp.InvalidParam("third_party_signed is not supported: this server does not work with identity servers")
-	}
-	q := r.URL.Query()
-	for _, v := range append(q["via"], q["server_name"]...) {
-		if _, err := event.ParseServerName(v); err != nil {
-			return mxhttp.Response{}, mxhttp.InvalidParam("%q is not a server name", v)
-		}
-		via = append(via, v)
 	}
 	if _, err := a.cfg.Rooms.JoinVia(r.Context(), roomID, who.UserID, via); err != nil {
 		return mxhttp.Response{}, roomError(err)
@@ -100,7 +139,7 @@ func (a *API) knock(r *http.Request, who Requester) (mxhttp.Response, error) {
 	if err := a.allowUser("join", who.Localpart); err != nil {
 		return mxhttp.Response{}, err
 	}
-	roomID, err := a.resolveRoomIDOrAlias(r)
+	roomID, via, err := a.resolveRoomIDOrAlias(r)
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
@@ -108,7 +147,12 @@ func (a *API) knock(r *http.Request, who Requester) (mxhttp.Response, error) {
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	if _, err := a.cfg.Rooms.Knock(r.Context(), roomID, who.UserID, req.Reason); err != nil {
+	if remote, ok := a.cfg.Rooms.(remoteRooms); ok {
+		_, err = remote.KnockVia(r.Context(), roomID, who.UserID, req.Reason, via)
+	} else {
+		_, err = a.cfg.Rooms.Knock(r.Context(), roomID, who.UserID, req.Reason)
+	}
+	if err != nil {
 		return mxhttp.Response{}, roomError(err)
 	}
 	return roomIDResponse(roomID), nil

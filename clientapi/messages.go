@@ -96,6 +96,9 @@ func (a *API) pageEvents(ctx context.Context, who Requester, room storage.Room, 
 		if err != nil {
 			return p, roomError(err)
 		}
+		if visible, err = a.withoutUnappliedRedactions(ctx, visible); err != nil {
+			return p, err
+		}
 		for _, ev := range visible {
 			if filter != nil && !filter.Allows(ev) {
 				continue
@@ -304,7 +307,7 @@ func (a *API) memberStateFor(ctx context.Context, who Requester, roomID string, 
 			}
 		}
 	}
-	return ToClientEvents(out, FormatClient, a.now()), nil
+	return a.formatEvents(ctx, out, FormatClient, a.now())
 }
 
 // eventContext is GET /rooms/{roomId}/context/{eventId}: the event, up to limit visible events
@@ -371,13 +374,17 @@ func (a *API) eventContext(r *http.Request, who Requester) (mxhttp.Response, err
 		return mxhttp.Response{}, err
 	}
 	nb := len(before.events)
+	stateOut, err := a.formatEvents(ctx, state, FormatClient, a.now())
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
 	return mxhttp.OK(map[string]any{
 		"event":         formatted[0],
 		"events_before": formatted[1 : 1+nb],
 		"events_after":  formatted[1+nb:],
 		"start":         roomToken(before.next),
 		"end":           roomToken(after.next),
-		"state":         ToClientEvents(state, FormatClient, a.now()),
+		"state":         stateOut,
 	}), nil
 }
 

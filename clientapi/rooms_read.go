@@ -54,7 +54,11 @@ func (a *API) getState(r *http.Request, who Requester) (mxhttp.Response, error) 
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	return mxhttp.OK(ToClientEvents(state, FormatClient, a.now())), nil
+	out, err := a.formatEvents(ctx, state, FormatClient, a.now())
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	return mxhttp.OK(out), nil
 }
 
 // getStateEvent is GET /rooms/{roomId}/state/{eventType}/{stateKey}: the content, or with
@@ -105,7 +109,11 @@ func (a *API) getStateEvent(r *http.Request, who Requester) (mxhttp.Response, er
 		}
 	}
 	if format == "event" {
-		return mxhttp.OK(ToClientEvent(found, FormatClient, a.now(), ClientEventOptions{})), nil
+		out, err := a.formatEvents(ctx, []*event.Event{found}, FormatClient, a.now())
+		if err != nil {
+			return mxhttp.Response{}, err
+		}
+		return mxhttp.OK(out[0]), nil
 	}
 	return mxhttp.OK(found.Content()), nil
 }
@@ -212,7 +220,11 @@ func (a *API) members(r *http.Request, who Requester) (mxhttp.Response, error) {
 			chunk = append(chunk, ev)
 		}
 	}
-	return mxhttp.OK(map[string]any{"chunk": ToClientEvents(chunk, FormatClient, a.now())}), nil
+	out, err := a.formatEvents(ctx, chunk, FormatClient, a.now())
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	return mxhttp.OK(map[string]any{"chunk": out}), nil
 }
 
 // stateAtPosition is the state after the last timeline event at or before a stream position,
@@ -294,6 +306,10 @@ func (a *API) clientEvents(ctx context.Context, who Requester, evs []*event.Even
 	if err != nil {
 		return nil, err
 	}
+	redactedBy, err := a.redactionsOf(ctx, evs)
+	if err != nil {
+		return nil, err
+	}
 	var prevs []*event.Event
 	for _, p := range replaced {
 		prevs = append(prevs, p)
@@ -310,7 +326,7 @@ func (a *API) clientEvents(ctx context.Context, who Requester, evs []*event.Even
 	}
 	now := a.now()
 	for _, ev := range evs {
-		opt := ClientEventOptions{TransactionID: txns[ev.ID()]}
+		opt := ClientEventOptions{TransactionID: txns[ev.ID()], RedactedBy: redactedBy[ev.ID()]}
 		if p := replaced[ev.ID()]; p != nil {
 			opt.Replaced, opt.PrevVisible = p, visible[p.ID()]
 		}

@@ -49,6 +49,18 @@ type Config struct {
 	// SyncNotifier wakes long-polling /sync requests; give the same one to the key store.
 	// Nil: one of its own, which the room server feeds but the key store does not.
 	SyncNotifier *Notifier
+
+	// Ephemeral holds typing notifications and receipts (typing.go, receipts.go); give it the
+	// SyncNotifier. Nil: one of its own, which tells no other server.
+	Ephemeral *Ephemeral
+	// ProfileRequiresSharedRoom shows a user's profile only to the user and to users who share
+	// a room with them (profile.require_shared_room).
+	ProfileRequiresSharedRoom bool
+	// RemoteProfiles looks up profiles of other servers' users; nil: they are not found.
+	RemoteProfiles RemoteProfiles
+	// PresenceEnabled tracks and shares presence; off, the presence endpoints answer without
+	// recording anything (presence.go).
+	PresenceEnabled bool
 }
 
 // API serves the Client-Server API.
@@ -68,6 +80,16 @@ func New(cfg Config, log *logrus.Entry) *API {
 	}
 	if cfg.DefaultRoomVersion == "" {
 		cfg.DefaultRoomVersion = "12"
+	}
+	if cfg.SyncNotifier == nil {
+		cfg.SyncNotifier = NewNotifier()
+	}
+	if cfg.Ephemeral == nil {
+		var rooms EphemeralRooms
+		if cfg.Rooms != nil {
+			rooms = cfg.Rooms
+		}
+		cfg.Ephemeral = NewEphemeral(EphemeralConfig{ServerName: cfg.ServerName, DB: cfg.DB, Rooms: rooms, Notifier: cfg.SyncNotifier, Log: log})
 	}
 	return &API{
 		cfg:      cfg,
@@ -97,6 +119,7 @@ func (a *API) Handler() http.Handler {
 	a.roomRoutes(r)
 	a.e2eRoutes(r)
 	a.syncRoutes(r)
+	a.ephemeralRoutes(r)
 
 	return mxhttp.Middleware(a.log, a.cfg.MaxBodyBytes)(cors(r))
 }

@@ -131,6 +131,20 @@ func (a *API) sendMessage(r *http.Request, who Requester) (mxhttp.Response, erro
 		return mxhttp.Response{}, err
 	}
 	ctx := r.Context()
+	if typ == "m.room.redaction" {
+		// Since v1.18 a redaction may be sent this way in every room version; it gets the
+		// same checks as /redact, which also puts "redacts" where the room version wants it.
+		var red struct {
+			Redacts string `json:"redacts"`
+			Reason  string `json:"reason"`
+		}
+		if err := json.Unmarshal(content, &red); err != nil || red.Redacts == "" {
+			return mxhttp.Response{}, mxhttp.BadJSON("an m.room.redaction needs content.redacts, an event id")
+		}
+		return a.withTxn(ctx, who, "send/"+roomID+"/"+typ, txnID, func() (*event.Event, error) {
+			return a.cfg.Rooms.Redact(ctx, roomID, who.UserID, red.Redacts, red.Reason)
+		})
+	}
 	return a.withTxn(ctx, who, "send/"+roomID+"/"+typ, txnID, func() (*event.Event, error) {
 		return a.cfg.Rooms.SendEvent(ctx, event.Proto{Type: typ, Sender: who.UserID, RoomID: roomID, Content: content})
 	})

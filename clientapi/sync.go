@@ -22,11 +22,11 @@ import (
 //
 // Choices the spec leaves open, or that wait for other parts of the server:
 //   - presence is off (privacy by default): set_presence is accepted and no presence is sent;
-//   - unread_notifications are 0 until push rules exist; ephemeral is empty until typing and
-//     receipts exist;
+//   - unread_notifications are 0 until push rules exist; ephemeral holds typing notifications
+//     and receipts (receipts.go), others' private receipts never;
 //   - a timeline is the last `limit` events of the range, then filtered: a filter that drops
 //     most events yields fewer than `limit`, with limited and prev_batch still right;
-//   - device_lists.left is empty (users who stopped sharing a room are not computed yet).
+//   - device_lists counts every shared room, encrypted or not (sync_devicelists.go).
 
 // Timeouts of long-polling: the client's timeout is capped, and a waiting request also looks
 // at the database now and then, for changes no in-process notification reports.

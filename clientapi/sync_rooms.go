@@ -122,6 +122,13 @@ func (h *syncHandlers) computeSync(ctx context.Context, who Requester, req syncR
 				resp.Rooms.Leave[ur.RoomID] = lr
 			}
 		}
+		inviteFrom := since.Events
+		if initial || req.fullState {
+			inviteFrom = 0
+		}
+		if err := h.addRemoteInvites(ctx, who, inviteFrom, to.Events, req, resp); err != nil {
+			return nil, err
+		}
 		// Rooms whose only news is account data.
 		for roomID, evs := range roomData {
 			if _, ok := resp.Rooms.Join[roomID]; ok {
@@ -148,9 +155,18 @@ func (h *syncHandlers) computeSync(ctx context.Context, who Requester, req syncR
 		}
 	}
 
+	// Typing and receipts (receipts.go) record their positions in to.
+	if err := h.syncEphemeral(ctx, who, since, &to, resp, req); err != nil {
+		return nil, err
+	}
 	next, err := h.syncKeys(ctx, who, initial, since, to, resp)
 	if err != nil {
 		return nil, err
+	}
+	if !initial && h.cfg.Rooms != nil {
+		if err := h.addMembershipDeviceLists(ctx, who.UserID, since.Events, to.Events, resp); err != nil {
+			return nil, err
+		}
 	}
 	resp.NextBatch = next.String()
 	return resp, nil
@@ -497,8 +513,16 @@ func (h *syncHandlers) timelineEvents(ctx context.Context, who Requester, w *roo
 	if err != nil {
 		return nil, err
 	}
-	for _, ev := range w.events {
-		opt := ClientEventOptions{TransactionID: txns[ev.ID()]}
+	redactedBy, err := h.redactionsOf(ctx, w.events)
+	if err != nil {
+		return nil, err
+	}
+	shown, err := h.withoutUnappliedRedactions(ctx, w.events)
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range shown {
+		opt := ClientEventOptions{TransactionID: txns[ev.ID()], RedactedBy: redactedBy[ev.ID()]}
 		if prev := replaced[ev.ID()]; prev != nil {
 			// The user sees this state event, and sharing a room's state history with its
 			// members is what the room's history visibility already allows.
@@ -620,7 +644,11 @@ func (h *syncHandlers) joinedRoom(ctx context.Context, who Requester, ur storage
 	}
 	jr.Timeline.Limited = w.limited
 	jr.Timeline.PrevBatch = RoomToken{Stream: w.startPos}.String()
-	section := &stateEvents{Events: ToClientEvents(rs.state, FormatSync, h.now())}
+	stateOut, err := h.formatEvents(ctx, rs.state, FormatSync, h.now())
+	if err != nil {
+		return nil, err
+	}
+	section := &stateEvents{Events: stateOut}
 	if rs.stateAfter {
 		jr.StateAfter = section
 	} else {
@@ -652,7 +680,11 @@ func (h *syncHandlers) leftRoom(ctx context.Context, who Requester, ur storage.U
 	}
 	lr.Timeline.Limited = w.limited
 	lr.Timeline.PrevBatch = RoomToken{Stream: w.startPos}.String()
-	section := &stateEvents{Events: ToClientEvents(rs.state, FormatSync, h.now())}
+	stateOut, err := h.formatEvents(ctx, rs.state, FormatSync, h.now())
+	if err != nil {
+		return nil, err
+	}
+	section := &stateEvents{Events: stateOut}
 	if rs.stateAfter {
 		lr.StateAfter = section
 	} else {

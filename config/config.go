@@ -30,6 +30,9 @@ type Config struct {
 	Rooms        Rooms        `yaml:"rooms"`
 	Log          Log          `yaml:"log"`
 	RateLimit    RateLimit    `yaml:"ratelimit"`
+	Profile      Profile      `yaml:"profile"`
+	Presence     Presence     `yaml:"presence"`
+	Media        Media        `yaml:"media"`
 
 	// lines maps a key path such as "federation.listen" to its line in the file, for messages.
 	lines map[string]int
@@ -120,6 +123,8 @@ func Default() Config {
 		Rooms:      Rooms{DefaultVersion: "12", EncryptPrivateByDefault: true},
 		Log:        Log{Level: "info", Format: "text"},
 		RateLimit:  RateLimit{Enabled: true, PerSecond: 2, Burst: 10},
+		Profile:    Profile{RequireSharedRoom: true},
+		Media:      defaultMedia(),
 	}
 }
 

@@ -87,11 +87,50 @@ log:
   # text or json
   format: "text"
 
+profile:
+  # Show a user's display name and avatar only to themself, to users who share a room with
+  # them, and to servers with such a user. Set to false to let anyone look up any profile.
+  require_shared_room: true
+
+presence:
+  # Online/offline status. Off, the presence endpoints answer ("offline") but nothing is
+  # recorded or shared with other users or servers.
+  enabled: false
+
 ratelimit:
   enabled: true
   # Sustained requests per second and burst, per user (or per IP before login).
   per_second: 2
   burst: 10
+
+media:
+  # Largest upload, and largest media fetched from another server, in bytes (50 MiB).
+  max_upload_size: 52428800
+  # Total bytes one user may have uploaded (1 GiB); 0 for no quota.
+  user_quota: 1073741824
+  # Asynchronous uploads (created, not uploaded yet) one user may have at once.
+  max_pending_uploads: 10
+  # Media cached from other servers and not read for this long is deleted (30 days).
+  remote_cache_lifetime: "720h"
+  # Thumbnails generated on demand: "crop" gives exactly width x height, "scale" fits within.
+  thumbnail_sizes:
+    - {width: 32, height: 32, method: "crop"}
+    - {width: 96, height: 96, method: "crop"}
+    - {width: 320, height: 240, method: "scale"}
+    - {width: 640, height: 480, method: "scale"}
+    - {width: 800, height: 600, method: "scale"}
+  # Images declaring more pixels than this are not thumbnailed (decompression bombs).
+  max_image_pixels: 32000000
+  # Media is downloaded through the authenticated endpoints (spec v1.11). When true, the
+  # deprecated unauthenticated /_matrix/media/v3/download and /thumbnail still serve media that
+  # existed before authenticated media; new uploads are never served there.
+  legacy_unauthenticated_media: true
+  # Whether fetching remote media may connect to loopback, private and link-local addresses
+  # (checked after DNS resolution, on every redirect). Off, like federation's.
+  allow_private_addresses: false
+  url_preview:
+    # URL previews make the server fetch what users link to; not implemented yet.
+    enabled: false
 `))
 
 // Generate returns a complete, commented configuration file.

@@ -82,6 +82,7 @@ func (c *Config) Validate() []string {
 	if c.RateLimit.Enabled && (c.RateLimit.PerSecond <= 0 || c.RateLimit.Burst < 1) {
 		p = append(p, c.at("ratelimit.per_second", "per_second must be > 0 and burst >= 1 when enabled"))
 	}
+	p = append(p, c.validateMedia()...)
 	return p
 }
 

@@ -50,6 +50,9 @@ type Config struct {
 	Contacted func(origin string)
 	// EDUHandlers take the EDUs of transactions by edu_type; other types are ignored.
 	EDUHandlers map[string]EDUHandler
+	// UserKeys answers /user/devices, /user/keys/query and /user/keys/claim (inbound_user.go);
+	// nil: those answer M_UNRECOGNIZED.
+	UserKeys UserKeyStore
 }
 
 // OldVerifyKey is a retired signing key's public half and when it stopped being used.
@@ -118,6 +121,7 @@ func (s *Server) Handler() http.Handler {
 	} {
 		r.Handle(rt.path, s.authed(rt.h)).Methods(rt.method)
 	}
+	s.userRoutes(r)
 	return mxhttp.Middleware(s.log, s.cfg.MaxBodyBytes)(r)
 }
 

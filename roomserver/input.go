@@ -137,6 +137,7 @@ func (s *Server) commit(ctx context.Context, w *roomWork) error {
 		positions = make([]int64, len(w.batch))
 		ti        = txInterner{in: &s.intern}
 		snap      = rs.snapshot
+		redacted  []string
 		roomNID   = rs.nid
 	)
 	nidOf := func(r *eventRef) storage.EventNID {
@@ -188,6 +189,14 @@ func (s *Server) commit(ctx context.Context, w *roomWork) error {
 			if err := tx.InsertPrevEdges(ctx, nid, ev.PrevEventIDs()); err != nil {
 				return err
 			}
+			if ev.Type() == auth.TypeRedaction {
+				// A local event's id is fresh: no redaction can have been waiting for it.
+				p, err := s.redactOnStore(ctx, tx, roomNID, rs.version, w.get(createTuple).ev, ev, false)
+				if err != nil {
+					return err
+				}
+				redacted = append(redacted, p...)
+			}
 			if isState {
 				entry := []storage.StateEntry{{Key: key, Event: nid}}
 				if snap, err = tx.CreateSnapshot(ctx, roomNID, snap, entry); err != nil {
@@ -237,6 +246,7 @@ func (s *Server) commit(ctx context.Context, w *roomWork) error {
 		rs.state[t] = r
 	}
 	rs.extremities = w.extremities
+	rs.dropRedactedBodies(redacted)
 	for i, st := range w.batch {
 		s.notify(NewEvent{RoomID: rs.id, Event: st.ref.ev, StreamPos: positions[i]})
 	}

@@ -359,6 +359,7 @@ func (s *Server) commitRemote(ctx context.Context, rs *roomState, ev *event.Even
 	var nid storage.EventNID
 	var pos int64
 	var currentSnap storage.SnapshotNID
+	var redacted []string
 	err := s.db.WithTx(ctx, func(tx *storage.Tx) error {
 		var err error
 		beforeSnap := in.beforeSnap
@@ -403,6 +404,11 @@ func (s *Server) commitRemote(ctx context.Context, rs *roomState, ev *event.Even
 		}
 		if err := tx.InsertPrevEdges(ctx, nid, ev.PrevEventIDs()); err != nil {
 			return err
+		}
+		if accepted {
+			if redacted, err = s.redactOnStore(ctx, tx, rs.nid, rs.version, rs.state[createTuple].ev, ev, true); err != nil {
+				return err
+			}
 		}
 		afterSnap := beforeSnap
 		if isState && in.status != Rejected {
@@ -478,6 +484,7 @@ func (s *Server) commitRemote(ctx context.Context, rs *roomState, ev *event.Even
 	}
 	rs.snapshot = currentSnap
 	rs.extremities = newExt
+	rs.dropRedactedBodies(redacted)
 	s.notify(NewEvent{RoomID: rs.id, Event: ev, StreamPos: pos})
 	return nil
 }

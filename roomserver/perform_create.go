@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
 	"myelin/roomserver/auth"
 	"myelin/roomserver/event"
+	"myelin/storage"
 )
 
 // Presets of /createRoom.
@@ -78,6 +80,72 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 		}
 	}
 
+	createTS := s.opts.Now().UnixMilli()
+	for attempt := 0; ; attempt++ {
+		w, remoteInvitees, err := s.buildRoom(ctx, req, v, preset, createTS+int64(attempt))
+		if err != nil {
+			return "", err
+		}
+		rs := w.rs
+		id, err := s.commitNewRoom(ctx, w)
+		if errors.Is(err, errRoomIDTaken) && v.RoomIDFromCreateEvent && attempt+1 < maxCreateAttempts {
+			// From room version 12 the room id is the create event's hash: the same creator
+			// with the same creation content in the same millisecond makes the same room id.
+			// Another millisecond makes another one.
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		for _, u := range remoteInvitees {
+			var extra map[string]any
+			if req.IsDirect {
+				extra = map[string]any{"is_direct": true}
+			}
+			// The room exists now whatever happens: an invitee whose server cannot be reached or
+			// refuses is simply not invited, as the creator can see in the room's members.
+			_, _ = s.inviteRemote(ctx, rs.id, req.Creator, u, "", extra)
+		}
+		return id, nil
+	}
+}
+
+// maxCreateAttempts bounds the retries of CreateRoom on a room id collision. Each retry moves
+// the create event one millisecond on, so only a burst of that many identical creations in a
+// row could exhaust it.
+const maxCreateAttempts = 16
+
+// errRoomIDTaken is the room id of a room being created colliding with an existing room's.
+var errRoomIDTaken = errors.New("roomserver: room id taken")
+
+// commitNewRoom stores a room built by buildRoom, unless its id is taken: in this process
+// (a loaded room) or in storage.
+func (s *Server) commitNewRoom(ctx context.Context, w *roomWork) (string, error) {
+	rs := w.rs
+	slot, unlock, err := s.lockRoom(ctx, rs.id)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if slot.state != nil {
+		return "", fmt.Errorf("%w: %s", errRoomIDTaken, rs.id)
+	}
+	if _, err := storage.GetRoom(ctx, s.db, rs.id); err == nil {
+		return "", fmt.Errorf("%w: %s", errRoomIDTaken, rs.id)
+	} else if !isNotFound(err) {
+		return "", err
+	}
+	if err := s.commit(ctx, w); err != nil {
+		return "", err
+	}
+	slot.state = rs
+	return rs.id, nil
+}
+
+// buildRoom builds, signs and authorises the events of a new room without storing them,
+// with createTS as the create event's origin_server_ts. It returns the staged room and the
+// invitees of other servers, who are invited once the room exists.
+func (s *Server) buildRoom(ctx context.Context, req CreateRoomRequest, v event.RoomVersion, preset string, createTS int64) (*roomWork, []string, error) {
 	rs := &roomState{version: v, state: map[event.StateTuple]*eventRef{}}
 	if !v.RoomIDFromCreateEvent {
 		rs.id = "!" + randomID(18) + ":" + s.serverName
@@ -88,14 +156,18 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 		if err != nil {
 			return err
 		}
-		_, err = s.addLocal(ctx, w, event.Proto{Type: typ, StateKey: &stateKey, Sender: req.Creator, Content: raw})
+		p := event.Proto{Type: typ, StateKey: &stateKey, Sender: req.Creator, Content: raw}
+		if typ == auth.TypeCreate {
+			p.OriginServerTS = createTS
+		}
+		_, err = s.addLocal(ctx, w, p)
 		return err
 	}
 
 	// 1. m.room.create
 	create, err := objectOf(req.CreationContent)
 	if err != nil {
-		return "", fmt.Errorf("%w: creation_content: %w", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: creation_content: %w", ErrInvalid, err)
 	}
 	create["room_version"] = v.ID
 	if v.CreatorIsSender {
@@ -109,7 +181,7 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 		if raw, ok := create["additional_creators"]; ok {
 			b, _ := json.Marshal(raw)
 			if json.Unmarshal(b, &extra) != nil {
-				return "", fmt.Errorf("%w: additional_creators is not a list of user ids", ErrInvalid)
+				return nil, nil, fmt.Errorf("%w: additional_creators is not a list of user ids", ErrInvalid)
 			}
 		}
 		for _, u := range req.Invite {
@@ -122,11 +194,11 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 		}
 	}
 	if err := send(auth.TypeCreate, "", create); err != nil {
-		return "", err
+		return nil, nil, err
 	}
 	// 2. the creator joins
 	if err := send(auth.TypeMember, req.Creator, map[string]any{"membership": "join"}); err != nil {
-		return "", err
+		return nil, nil, err
 	}
 	// 3. power levels
 	pl := defaultPowerLevels(v, req.Creator)
@@ -141,18 +213,18 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 	}
 	override, err := objectOf(req.PowerLevelContentOverride)
 	if err != nil {
-		return "", fmt.Errorf("%w: power_level_content_override: %w", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: power_level_content_override: %w", ErrInvalid, err)
 	}
 	for k, val := range override {
 		pl[k] = val
 	}
 	if err := send(auth.TypePowerLevels, "", pl); err != nil {
-		return "", err
+		return nil, nil, err
 	}
 	// 4. canonical alias
 	if req.Alias != "" {
 		if err := send("m.room.canonical_alias", "", map[string]any{"alias": req.Alias}); err != nil {
-			return "", err
+			return nil, nil, err
 		}
 	}
 	// 5. the preset's state, unless initial_state sets the same
@@ -170,13 +242,13 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 	} {
 		if !inInitial(e.Type) {
 			if err := send(e.Type, "", e.Content); err != nil {
-				return "", err
+				return nil, nil, err
 			}
 		}
 	}
 	if s.opts.EncryptPrivateRooms && preset != PresetPublicChat && !inInitial("m.room.encryption") {
 		if err := send("m.room.encryption", "", map[string]any{"algorithm": encryptionAlgorithm}); err != nil {
-			return "", err
+			return nil, nil, err
 		}
 	}
 	// 6. initial_state
@@ -184,16 +256,16 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 		if e.Type == auth.TypeCreate || e.Type == auth.TypeMember {
 			// Neither can be set this way: the create event exists, and memberships need
 			// their own senders.
-			return "", fmt.Errorf("%w: initial_state may not hold %s", ErrInvalid, e.Type)
+			return nil, nil, fmt.Errorf("%w: initial_state may not hold %s", ErrInvalid, e.Type)
 		}
 		if err := send(e.Type, e.StateKey, e.Content); err != nil {
-			return "", err
+			return nil, nil, err
 		}
 	}
 	// 7. name and topic
 	if req.Name != "" {
 		if err := send("m.room.name", "", map[string]any{"name": req.Name}); err != nil {
-			return "", err
+			return nil, nil, err
 		}
 	}
 	if req.Topic != "" {
@@ -202,7 +274,7 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 			"m.topic": map[string]any{"m.text": []any{map[string]any{"body": req.Topic, "mimetype": "text/plain"}}},
 		}
 		if err := send("m.room.topic", "", topic); err != nil {
-			return "", err
+			return nil, nil, err
 		}
 	}
 	// 8. invites. Users of other servers are invited once the room exists: their servers
@@ -218,34 +290,11 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 			content["is_direct"] = true
 		}
 		if err := send(auth.TypeMember, u, content); err != nil {
-			return "", err
+			return nil, nil, err
 		}
 	}
 
-	slot, unlock, err := s.lockRoom(ctx, rs.id)
-	if err != nil {
-		return "", err
-	}
-	if slot.state != nil {
-		unlock()
-		return "", fmt.Errorf("roomserver: room %s exists already", rs.id)
-	}
-	if err := s.commit(ctx, w); err != nil {
-		unlock()
-		return "", err
-	}
-	slot.state = rs
-	unlock()
-	for _, u := range remoteInvitees {
-		var extra map[string]any
-		if req.IsDirect {
-			extra = map[string]any{"is_direct": true}
-		}
-		// The room exists now whatever happens: an invitee whose server cannot be reached or
-		// refuses is simply not invited, as the creator can see in the room's members.
-		_, _ = s.inviteRemote(ctx, rs.id, req.Creator, u, "", extra)
-	}
-	return rs.id, nil
+	return w, remoteInvitees, nil
 }
 
 // defaultPowerLevels are the power levels of a new room, as Synapse and Dendrite give them.

@@ -440,6 +440,7 @@ func (s *Server) InputOutlier(ctx context.Context, ev *event.Event) (InputStatus
 		authNIDs = append(authNIDs, create.nid)
 	}
 	ti := txInterner{in: &s.intern}
+	var redacted []string
 	err = s.db.WithTx(ctx, func(tx *storage.Tx) error {
 		rec := storage.EventRecord{
 			Room: rs.nid, EventID: ev.ID(), Type: ev.Type(), StateKey: ev.StateKey(), Sender: ev.Sender(),
@@ -459,12 +460,19 @@ func (s *Server) InputOutlier(ctx context.Context, ev *event.Event) (InputStatus
 		if err := tx.InsertAuthEdges(ctx, nid, authNIDs); err != nil {
 			return err
 		}
-		return tx.InsertPrevEdges(ctx, nid, ev.PrevEventIDs())
+		if err := tx.InsertPrevEdges(ctx, nid, ev.PrevEventIDs()); err != nil {
+			return err
+		}
+		if reason == nil {
+			redacted, err = s.redactOnStore(ctx, tx, rs.nid, rs.version, create.ev, ev, true)
+		}
+		return err
 	})
 	if err != nil {
 		return 0, err
 	}
 	ti.committed()
+	rs.dropRedactedBodies(redacted)
 	if reason != nil {
 		return Rejected, fmt.Errorf("%w: %w", ErrRejected, reason)
 	}

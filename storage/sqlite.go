@@ -29,16 +29,25 @@ const stmtCacheSize = 256
 const (
 	// The writer's page cache holds the hot index pages of large rooms (64 MiB; a negative
 	// cache_size counts KiB). Readers share the OS page cache and keep the default.
-	writerPragmas = "PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; " + walAutocheckpointPragma
+	writerPragmas = "PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; " + secureDeletePragma + "; " +
+		walAutocheckpointPragma
 	readerPragmas = "PRAGMA temp_store = MEMORY"
 )
+
+// secureDeletePragma makes SQLite zero the space that deleted and overwritten rows leave in the
+// database file, where it costs no extra I/O, so that a redacted message or an erased account does
+// not linger in free pages. ("ON" would zero always, at a cost on every delete.)
+const secureDeletePragma = "PRAGMA secure_delete = FAST"
 
 // walAutocheckpointPragma sets how many pages the write-ahead log may hold before the
 // committing connection folds it back into the database file. Every checkpoint syncs the
 // log and the database file; SQLite's default of 1000 pages (4 MiB) pays those syncs every
 // hundred or so messages. A larger log costs disk space, not durability: with
 // synchronous=NORMAL a committed transaction survives a process crash either way.
-const walAutocheckpointPragma = "PRAGMA wal_autocheckpoint = 8192"
+//
+// When readers keep the log from being reset, it grows past that; journal_size_limit then
+// shrinks the file back once the log does restart, so a burst does not keep its disk space.
+const walAutocheckpointPragma = "PRAGMA wal_autocheckpoint = 8192; PRAGMA journal_size_limit = 67108864"
 
 var registerDrivers = sync.OnceFunc(func() {
 	sql.Register(sqliteWriterDriver, &sqlite3.SQLiteDriver{ConnectHook: pragmaHook(writerPragmas)})

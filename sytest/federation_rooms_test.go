@@ -212,9 +212,6 @@ func TestFederationRooms(t *testing.T) {
 			alias := "#wire:hs1.test"
 			alice.Must(t, 200, "PUT", "/_matrix/client/v3/directory/room/"+url.PathEscape(alias), map[string]any{"room_id": public})
 			r := bob.Do(t, "POST", "/_matrix/client/v3/join/"+url.PathEscape(alias), map[string]any{})
-			if r.Status == 404 {
-				t.Skipf("the client API does not resolve remote aliases yet: %s", r.Raw)
-			}
 			if r.Status != 200 || r.Str("room_id") != public {
 				t.Fatalf("join by alias: %d %s", r.Status, r.Raw)
 			}

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -17,6 +19,9 @@ import (
 	"myelin/config"
 	"myelin/federation"
 	"myelin/keys"
+	"myelin/keys/e2e"
+	"myelin/media"
+	"myelin/mxhttp"
 	"myelin/roomserver"
 	"myelin/storage"
 )
@@ -148,6 +153,16 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		Federation:          outbound,
 	})
 	rooms.Subscribe(sender.OnNewEvent)
+	// One notifier for every stream /sync waits on: room events (subscribed by the client API),
+	// and to-device messages and device list changes from the key store.
+	notifier := clientapi.NewNotifier()
+	// User-level federation: remote keys and profiles, and the EDUs of to-device messages,
+	// device lists, typing and receipts, queued on the sender.
+	userFed := federation.NewUserClient(fedClient, sender)
+	keyStore := e2e.New(db, cfg.ServerName, e2e.Options{Notifier: notifier, Rooms: rooms, Federation: userFed, Log: log})
+	ephemeral := clientapi.NewEphemeral(clientapi.EphemeralConfig{
+		ServerName: cfg.ServerName, DB: db, Rooms: rooms, Notifier: notifier, EDUs: sender, Log: log,
+	})
 	client := clientapi.New(clientapi.Config{
 		ServerName:      cfg.ServerName,
 		PublicBaseURL:   cfg.Client.PublicBaseURL,
@@ -160,8 +175,18 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		RateLimit: clientapi.RateLimitConfig{
 			Enabled: cfg.RateLimit.Enabled, PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst,
 		},
-		DefaultRoomVersion: cfg.Rooms.DefaultVersion,
-		Rooms:              rooms,
+		DefaultRoomVersion:        cfg.Rooms.DefaultVersion,
+		Rooms:                     rooms,
+		E2E:                       keyStore,
+		SyncNotifier:              notifier,
+		Ephemeral:                 ephemeral,
+		RemoteProfiles:            userFed,
+		ProfileRequiresSharedRoom: cfg.Profile.RequireSharedRoom,
+		PresenceEnabled:           cfg.Presence.Enabled,
+		Hooks: clientapi.Hooks{
+			DevicesDeleted:     keyStore.DevicesDeleted,
+			AccountDeactivated: accountDeactivated(db, rooms, keyStore, cfg.ServerName),
+		},
 	}, log)
 	fed := federation.NewServer(federation.Config{
 		ServerName:   cfg.ServerName,
@@ -173,7 +198,43 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		Remote:       fedClient,
 		Forwarder:    sender,
 		Contacted:    sender.Wake,
+		EDUHandlers:  federation.UserEDUHandlers(ephemeral, keyStore),
+		UserKeys:     keyStore,
+		Queries: map[string]mxhttp.HandlerFunc{
+			"profile":   federation.ProfileQuery(db, cfg.ServerName, cfg.Profile.RequireSharedRoom),
+			"directory": directoryQuery(rooms),
+		},
 	}, log)
+
+	// The media repository has its own front door on both listeners (uploads exceed the JSON body
+	// limit). It fetches remote media through a federation client of its own, whose private
+	// address rule is media.allow_private_addresses.
+	mediaRemote, err := federation.NewClient(cfg.ServerName, key, cfg.Federation.TrustedCAFiles,
+		federation.WithStaticHosts(cfg.Federation.StaticHosts),
+		federation.WithPrivateAddresses(cfg.Media.AllowPrivateAddresses))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("media federation client: %w", err)
+	}
+	thumbSizes := make([]media.ThumbnailSize, 0, len(cfg.Media.ThumbnailSizes))
+	for _, t := range cfg.Media.ThumbnailSizes {
+		thumbSizes = append(thumbSizes, media.ThumbnailSize{Width: t.Width, Height: t.Height, Method: t.Method})
+	}
+	mediaRepo, err := media.New(media.Config{
+		ServerName: cfg.ServerName, Dir: filepath.Join(cfg.DataDir, "media"), DB: db,
+		MaxUploadSize: cfg.Media.MaxUploadSize, UserQuota: cfg.Media.UserQuota,
+		MaxPendingUploads: cfg.Media.MaxPendingUploads, RemoteCacheLifetime: cfg.Media.RemoteCacheLifetime,
+		ThumbnailSizes: thumbSizes, MaxImagePixels: cfg.Media.MaxImagePixels,
+		LegacyUnauthenticated: cfg.Media.LegacyUnauthenticated, URLPreviews: cfg.Media.URLPreview.Enabled,
+		Remote: mediaRemote,
+	}, log)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	go mediaRepo.Run(ctx)
+	clientHandler := media.Mount(client.Handler(), mediaRepo.ClientHandler(client.AuthenticateUser))
+	fedHandler := media.Mount(fed.Handler(), mediaRepo.FederationHandler(fed.AuthenticateOrigin))
 
 	return &server{
 		cfg:    cfg,
@@ -181,16 +242,56 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		db:     db,
 		sender: sender,
 		client: &http.Server{
-			Handler:           client.Handler(),
+			Handler:           clientHandler,
 			ReadHeaderTimeout: 30 * time.Second,
 			// No WriteTimeout: /sync long-polls; each handler bounds its own wait.
 		},
 		federation: &http.Server{
-			Handler:           fed.Handler(),
+			Handler:           fedHandler,
 			ReadHeaderTimeout: 30 * time.Second,
 		},
 		tlsConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 	}, nil
+}
+
+// directoryQuery answers GET /_matrix/federation/v1/query/directory: the room an alias of this
+// server names, and the servers in it, for another server's user to join through.
+func directoryQuery(rooms *roomserver.Server) mxhttp.HandlerFunc {
+	return func(r *http.Request) (mxhttp.Response, error) {
+		alias := r.URL.Query().Get("room_alias")
+		if alias == "" {
+			return mxhttp.Response{}, mxhttp.MissingParam("room_alias is required")
+		}
+		roomID, servers, err := rooms.ResolveLocalAlias(r.Context(), alias)
+		switch {
+		case errors.Is(err, roomserver.ErrNotFound), errors.Is(err, roomserver.ErrInvalid):
+			return mxhttp.Response{}, mxhttp.NotFound("room alias not found").Because(err)
+		case err != nil:
+			return mxhttp.Response{}, mxhttp.Internal(err)
+		}
+		return mxhttp.OK(map[string]any{"room_id": roomID, "servers": servers}), nil
+	}
+}
+
+// accountDeactivated is what other components do when an account is deactivated: the user
+// leaves every room (invites and knocks included), their end-to-end encryption keys go, and on
+// erasure what /sync kept for them (filters, account data, lazy-loading records) goes too.
+// Leaving comes first and does not stop at a room that fails: the keys must go regardless.
+func accountDeactivated(db *storage.DB, rooms *roomserver.Server, keyStore *e2e.Store, serverName string) func(ctx context.Context, userID string, erase bool) error {
+	return func(ctx context.Context, userID string, erase bool) error {
+		leaveErr := rooms.LeaveAllRooms(ctx, userID)
+		localpart := strings.TrimSuffix(strings.TrimPrefix(userID, "@"), ":"+serverName)
+		err := db.WithTx(ctx, func(tx *storage.Tx) error {
+			if err := keyStore.DeleteUserKeys(ctx, tx, userID); err != nil {
+				return err
+			}
+			if erase {
+				return tx.DeleteUserSyncData(ctx, userID, localpart)
+			}
+			return nil
+		})
+		return errors.Join(leaveErr, err)
+	}
 }
 
 func loadOrCreateSigningKey(path string, log *logrus.Entry) (keys.SigningKey, error) {

@@ -210,13 +210,11 @@ type QueryResult struct {
 	UserSigningKeys map[string]json.RawMessage            `json:"user_signing_keys,omitempty"`
 }
 
-// remoteUnavailable is the failure recorded for servers this store cannot reach yet.
-var remoteUnavailable = map[string]any{"status": 503, "message": "federation is not available"}
-
 // Query returns the device and cross-signing keys of users, as requester may see them: the
 // user-signing key only to its owner, and signatures on a master key only when made by its owner
 // or by requester. want maps user id to device ids, empty meaning all devices. Users of other
-// servers are reported in Failures until federation queries exist.
+// servers are asked of their servers (federation.go); one that cannot be reached is reported in
+// Failures.
 func (s *Store) Query(ctx context.Context, requester string, want map[string][]string) (QueryResult, error) {
 	res := QueryResult{
 		Failures:        map[string]any{},
@@ -229,10 +227,7 @@ func (s *Store) Query(ctx context.Context, requester string, want map[string][]s
 		for userID, deviceIDs := range want {
 			localpart, local := s.localpart(userID)
 			if !local {
-				if server, ok := serverOf(userID); ok {
-					res.Failures[server] = remoteUnavailable
-				}
-				continue
+				continue // queryRemote, below
 			}
 			if err := s.queryLocal(ctx, r, requester, userID, localpart, deviceIDs, &res); err != nil {
 				return err
@@ -240,7 +235,11 @@ func (s *Store) Query(ctx context.Context, requester string, want map[string][]s
 		}
 		return nil
 	})
-	return res, err
+	if err != nil {
+		return res, err
+	}
+	s.queryRemote(ctx, want, &res)
+	return res, nil
 }
 
 func (s *Store) queryLocal(ctx context.Context, r storage.Reader, requester, userID, localpart string, deviceIDs []string, res *QueryResult) error {
@@ -335,16 +334,14 @@ func (s *Store) Claim(ctx context.Context, want map[string]map[string]string) (C
 	var local []claim
 	for userID, devices := range want {
 		if _, ok := s.localpart(userID); !ok {
-			if server, ok := serverOf(userID); ok {
-				res.Failures[server] = remoteUnavailable
-			}
-			continue
+			continue // claimRemote, below
 		}
 		for device, alg := range devices {
 			local = append(local, claim{userID, device, alg})
 		}
 	}
 	if len(local) == 0 {
+		s.claimRemote(ctx, want, &res)
 		return res, nil
 	}
 	// A fixed order keeps concurrent claims from taking row locks in opposite orders.
@@ -375,7 +372,11 @@ func (s *Store) Claim(ctx context.Context, want map[string]map[string]string) (C
 		}
 		return nil
 	})
-	return res, err
+	if err != nil {
+		return res, err
+	}
+	s.claimRemote(ctx, want, &res)
+	return res, nil
 }
 
 // OneTimeKeyCounts returns a device's unclaimed one-time keys per algorithm, for /sync's

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -43,6 +44,13 @@ type Federation interface {
 	// SendToDevice sends send-to-device messages to the users of one remote server. messages maps
 	// user id to device id (or "*") to content.
 	SendToDevice(ctx context.Context, destination, sender, eventType, messageID string, messages map[string]map[string]json.RawMessage) error
+	// QueryKeys, ClaimKeys and UserDevices ask a remote server for its users' keys
+	// (/user/keys/query, /user/keys/claim, /user/devices); federation.go uses them.
+	QueryKeys(ctx context.Context, server string, want map[string][]string) (QueryResult, error)
+	ClaimKeys(ctx context.Context, server string, want map[string]map[string]string) (ClaimResult, error)
+	UserDevices(ctx context.Context, server, userID string) (UserDevices, error)
+	// SendEDU queues an EDU (device list and signing key updates) for remote servers.
+	SendEDU(ctx context.Context, destinations []string, eduType string, content any) error
 }
 
 // Notifier is told when a stream moves, so that waiting /sync requests wake up.
@@ -69,6 +77,8 @@ type Store struct {
 	serverName string
 	opts       Options
 	now        func() time.Time
+	// announceMu serialises announcing device list changes to other servers (federation.go).
+	announceMu sync.Mutex
 }
 
 // New returns the key store of serverName's users on db.
@@ -145,5 +155,6 @@ func (s *Store) markChanged(ctx context.Context, tx *storage.Tx, userIDs ...stri
 		if s.opts.Notifier != nil {
 			s.opts.Notifier.DeviceListsChanged(userIDs, pos)
 		}
+		s.announceDeviceChanges(context.WithoutCancel(ctx), userIDs)
 	}, nil
 }
