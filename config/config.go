@@ -215,6 +215,9 @@ func (c *Config) applyDerivedDefaults() {
 // SQLitePath is where the embedded database lives when no database URL is set.
 func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "myelin.db") }
 
+// RetiredKeysPath holds the public halves of signing keys retired by `myelin rotate-key`.
+func (c *Config) RetiredKeysPath() string { return filepath.Join(c.DataDir, "old_verify_keys.json") }
+
 // TLSPaths returns the federation certificate and key files, generated ones when unset.
 func (c *Config) TLSPaths() (cert, key string, generated bool) {
 	if c.Federation.TLSCert != "" {

@@ -2,6 +2,7 @@ package sytest
 
 import (
 	"bytes"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,4 +117,47 @@ func TestCreateRegistrationTokenCommand(t *testing.T) {
 	if _, _, code := runCLI(t, "", "create-registration-token", "--config", s.ConfigPath, "--uses", "-1"); code != 2 {
 		t.Errorf("negative uses: exit %d, want 2", code)
 	}
+}
+
+// TestRotateKey: after `myelin rotate-key` and a restart, the key document signs with a new key
+// and lists the retired one in old_verify_keys with its expiry, so old events still verify.
+func TestRotateKey(t *testing.T) {
+	ca := NewCA(t)
+	s := Start(t, Options{ServerName: "hs1.test", CA: ca})
+	client := FederationClient(ca)
+	client.Transport.(*http.Transport).TLSClientConfig.ServerName = "hs1.test"
+	before := keyDocument(t, client, s.FederationURL)
+	s.Stop()
+	if _, stderr, code := runCLI(t, "", "rotate-key", "--config", s.ConfigPath); code != 0 {
+		t.Fatalf("rotate-key: exit %d: %s", code, stderr)
+	}
+	s.Restart(t)
+	checkKeyDocument(t, client, s.FederationURL, "hs1.test")
+	after := keyDocument(t, client, s.FederationURL)
+	for oldID, k := range before.VerifyKeys {
+		if _, still := after.VerifyKeys[oldID]; still {
+			t.Errorf("retired key %s is still a current key", oldID)
+		}
+		retired, ok := after.OldVerifyKeys[oldID]
+		if !ok || retired.Key != k.Key || retired.ExpiredTS == 0 {
+			t.Errorf("old_verify_keys %+v lacks %s with its expiry", after.OldVerifyKeys, oldID)
+		}
+	}
+}
+
+type keyDoc struct {
+	VerifyKeys map[string]struct {
+		Key string `json:"key"`
+	} `json:"verify_keys"`
+	OldVerifyKeys map[string]struct {
+		Key       string `json:"key"`
+		ExpiredTS int64  `json:"expired_ts"`
+	} `json:"old_verify_keys"`
+}
+
+func keyDocument(t *testing.T, client *http.Client, base string) keyDoc {
+	t.Helper()
+	var d keyDoc
+	getJSON(t, client, base+"/_matrix/key/v2/server", 200, &d)
+	return d
 }

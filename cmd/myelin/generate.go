@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"myelin/config"
 	"myelin/keys"
@@ -48,5 +49,24 @@ func runGenerateKeys(_ context.Context, args []string, _ io.Reader, stdout, stde
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote signing key %s to %s\n", k.ID, *out)
+	return nil
+}
+
+func runRotateKey(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("rotate-key", stderr)
+	path := fs.String("config", "myelin.yaml", "the configuration file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	old, fresh, err := keys.RotateSigningKey(cfg.SigningKeyPath, cfg.RetiredKeysPath(), time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "retired %s into %s; the server now signs with %s after a restart\n",
+		old.ID, cfg.RetiredKeysPath(), fresh.ID)
 	return nil
 }

@@ -28,6 +28,7 @@ var commands = []command{
 	{"serve", "run the homeserver (the default)", runServe},
 	{"generate-config", "print a complete, commented configuration", runGenerateConfig},
 	{"generate-keys", "write a new ed25519 server signing key", runGenerateKeys},
+	{"rotate-key", "retire the signing key into old_verify_keys and start a new one", runRotateKey},
 	{"create-account", "create a user account", runCreateAccount},
 	{"create-registration-token", "create a token that allows one to register", runCreateRegistrationToken},
 	{"version", "print the version", runVersion},

@@ -106,6 +106,10 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 	if err != nil {
 		return nil, err
 	}
+	oldKeys, err := retiredKeys(cfg.RetiredKeysPath(), key.ID)
+	if err != nil {
+		return nil, fmt.Errorf("loading retired signing keys: %w", err)
+	}
 	certPath, keyPath, generated := cfg.TLSPaths()
 	if generated {
 		made, err := federation.EnsureSelfSignedCert(certPath, keyPath, cfg.ServerName)
@@ -139,9 +143,10 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		return nil, fmt.Errorf("federation client: %w", err)
 	}
 	keyRing := federation.NewKeyRing(federation.KeyRingConfig{
-		ServerName: cfg.ServerName,
-		SigningKey: key,
-		Notaries:   cfg.Federation.KeyNotaries,
+		ServerName:    cfg.ServerName,
+		SigningKey:    key,
+		OldVerifyKeys: oldKeys,
+		Notaries:      cfg.Federation.KeyNotaries,
 	}, db, fedClient)
 	// Outbound room federation: the handshakes the room server makes through other servers,
 	// and the queues that carry this server's events to the servers of its rooms.
@@ -163,49 +168,6 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 	ephemeral := clientapi.NewEphemeral(clientapi.EphemeralConfig{
 		ServerName: cfg.ServerName, DB: db, Rooms: rooms, Notifier: notifier, EDUs: sender, Log: log,
 	})
-	client := clientapi.New(clientapi.Config{
-		ServerName:      cfg.ServerName,
-		PublicBaseURL:   cfg.Client.PublicBaseURL,
-		WellKnownServer: cfg.Federation.WellKnownServer,
-		MaxBodyBytes:    cfg.Client.MaxBodyBytes,
-
-		DB:                        db,
-		RegistrationEnabled:       cfg.Registration.Enabled,
-		RegistrationRequiresToken: cfg.Registration.RequireToken,
-		RateLimit: clientapi.RateLimitConfig{
-			Enabled: cfg.RateLimit.Enabled, PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst,
-		},
-		DefaultRoomVersion:        cfg.Rooms.DefaultVersion,
-		Rooms:                     rooms,
-		E2E:                       keyStore,
-		SyncNotifier:              notifier,
-		Ephemeral:                 ephemeral,
-		RemoteProfiles:            userFed,
-		ProfileRequiresSharedRoom: cfg.Profile.RequireSharedRoom,
-		PresenceEnabled:           cfg.Presence.Enabled,
-		Hooks: clientapi.Hooks{
-			DevicesDeleted:     keyStore.DevicesDeleted,
-			AccountDeactivated: accountDeactivated(db, rooms, keyStore, cfg.ServerName),
-		},
-	}, log)
-	fed := federation.NewServer(federation.Config{
-		ServerName:   cfg.ServerName,
-		SigningKey:   key,
-		MaxBodyBytes: cfg.Client.MaxBodyBytes,
-		KeyRing:      keyRing,
-		Rooms:        rooms,
-		DB:           db,
-		Remote:       fedClient,
-		Forwarder:    sender,
-		Contacted:    sender.Wake,
-		EDUHandlers:  federation.UserEDUHandlers(ephemeral, keyStore),
-		UserKeys:     keyStore,
-		Queries: map[string]mxhttp.HandlerFunc{
-			"profile":   federation.ProfileQuery(db, cfg.ServerName, cfg.Profile.RequireSharedRoom),
-			"directory": directoryQuery(rooms),
-		},
-	}, log)
-
 	// The media repository has its own front door on both listeners (uploads exceed the JSON body
 	// limit). It fetches remote media through a federation client of its own, whose private
 	// address rule is media.allow_private_addresses.
@@ -233,6 +195,50 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		return nil, err
 	}
 	go mediaRepo.Run(ctx)
+	client := clientapi.New(clientapi.Config{
+		ServerName:      cfg.ServerName,
+		PublicBaseURL:   cfg.Client.PublicBaseURL,
+		WellKnownServer: cfg.Federation.WellKnownServer,
+		MaxBodyBytes:    cfg.Client.MaxBodyBytes,
+
+		DB:                        db,
+		RegistrationEnabled:       cfg.Registration.Enabled,
+		RegistrationRequiresToken: cfg.Registration.RequireToken,
+		RateLimit: clientapi.RateLimitConfig{
+			Enabled: cfg.RateLimit.Enabled, PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst,
+		},
+		DefaultRoomVersion:        cfg.Rooms.DefaultVersion,
+		Rooms:                     rooms,
+		E2E:                       keyStore,
+		SyncNotifier:              notifier,
+		Ephemeral:                 ephemeral,
+		RemoteProfiles:            userFed,
+		ProfileRequiresSharedRoom: cfg.Profile.RequireSharedRoom,
+		PresenceEnabled:           cfg.Presence.Enabled,
+		Hooks: clientapi.Hooks{
+			DevicesDeleted:     keyStore.DevicesDeleted,
+			AccountDeactivated: accountDeactivated(db, rooms, keyStore, mediaRepo, cfg.ServerName),
+		},
+	}, log)
+	fed := federation.NewServer(federation.Config{
+		ServerName:    cfg.ServerName,
+		SigningKey:    key,
+		OldVerifyKeys: oldKeys,
+		MaxBodyBytes:  cfg.Client.MaxBodyBytes,
+		KeyRing:       keyRing,
+		Rooms:         rooms,
+		DB:            db,
+		Remote:        fedClient,
+		Forwarder:     sender,
+		Contacted:     sender.Wake,
+		EDUHandlers:   federation.UserEDUHandlers(ephemeral, keyStore),
+		UserKeys:      keyStore,
+		Queries: map[string]mxhttp.HandlerFunc{
+			"profile":   federation.ProfileQuery(db, cfg.ServerName, cfg.Profile.RequireSharedRoom),
+			"directory": directoryQuery(rooms),
+		},
+	}, log)
+
 	clientHandler := media.Mount(client.Handler(), mediaRepo.ClientHandler(client.AuthenticateUser))
 	fedHandler := media.Mount(fed.Handler(), mediaRepo.FederationHandler(fed.AuthenticateOrigin))
 
@@ -277,7 +283,10 @@ func directoryQuery(rooms *roomserver.Server) mxhttp.HandlerFunc {
 // leaves every room (invites and knocks included), their end-to-end encryption keys go, and on
 // erasure what /sync kept for them (filters, account data, lazy-loading records) goes too.
 // Leaving comes first and does not stop at a room that fails: the keys must go regardless.
-func accountDeactivated(db *storage.DB, rooms *roomserver.Server, keyStore *e2e.Store, serverName string) func(ctx context.Context, userID string, erase bool) error {
+// accountDeactivated is what deactivation does beyond the account itself: the user leaves every
+// room and their keys go. With erase (the spec's "erase": true), everything else they left with
+// the server goes too: profile, receipts, account data and sync records, and uploaded media.
+func accountDeactivated(db *storage.DB, rooms *roomserver.Server, keyStore *e2e.Store, mediaRepo *media.Service, serverName string) func(ctx context.Context, userID string, erase bool) error {
 	return func(ctx context.Context, userID string, erase bool) error {
 		leaveErr := rooms.LeaveAllRooms(ctx, userID)
 		localpart := strings.TrimSuffix(strings.TrimPrefix(userID, "@"), ":"+serverName)
@@ -285,13 +294,39 @@ func accountDeactivated(db *storage.DB, rooms *roomserver.Server, keyStore *e2e.
 			if err := keyStore.DeleteUserKeys(ctx, tx, userID); err != nil {
 				return err
 			}
-			if erase {
-				return tx.DeleteUserSyncData(ctx, userID, localpart)
+			if !erase {
+				return nil
 			}
-			return nil
+			if err := tx.DeleteUserSyncData(ctx, userID, localpart); err != nil {
+				return err
+			}
+			if err := tx.DeleteProfile(ctx, localpart); err != nil {
+				return err
+			}
+			return tx.DeleteUserReceipts(ctx, userID)
 		})
-		return errors.Join(leaveErr, err)
+		var mediaErr error
+		if erase {
+			_, mediaErr = mediaRepo.DeleteUserMedia(ctx, userID)
+		}
+		return errors.Join(leaveErr, err, mediaErr)
 	}
+}
+
+// retiredKeys returns the keys retired by rotate-key, for our key document's old_verify_keys.
+// The current key is left out: a rotation interrupted before its last step leaves it listed.
+func retiredKeys(path, currentID string) (map[string]federation.OldVerifyKey, error) {
+	retired, err := keys.LoadRetiredKeys(path)
+	if err != nil {
+		return nil, err
+	}
+	old := make(map[string]federation.OldVerifyKey, len(retired))
+	for id, k := range retired {
+		if id != currentID {
+			old[id] = federation.OldVerifyKey{Key: k.Key, ExpiredTS: k.ExpiredTS}
+		}
+	}
+	return old, nil
 }
 
 func loadOrCreateSigningKey(path string, log *logrus.Entry) (keys.SigningKey, error) {
