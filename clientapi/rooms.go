@@ -20,6 +20,7 @@ import (
 type Rooms interface {
 	CreateRoom(ctx context.Context, req roomserver.CreateRoomRequest) (string, error)
 	SendEvent(ctx context.Context, p event.Proto) (*event.Event, error)
+	SendEventAlso(ctx context.Context, p event.Proto, also roomserver.AlsoInTx) (*event.Event, error)
 	JoinVia(ctx context.Context, roomID, userID string, via []string) (*event.Event, error)
 	Leave(ctx context.Context, roomID, userID string) (*event.Event, error)
 	Invite(ctx context.Context, roomID, sender, target, reason string, isDirect bool) (*event.Event, error)

@@ -10,6 +10,7 @@ import (
 
 	"myelin/keys"
 	"myelin/mxhttp"
+	"myelin/roomserver"
 	"myelin/roomserver/event"
 	"myelin/storage"
 )
@@ -82,7 +83,7 @@ func (k *keyedMutex) lock(key string) (unlock func()) {
 // retransmission gets the event id of the first request, whatever its body, as Synapse does.
 // The event and the transaction id are stored in two steps; a crash between them would let a
 // retry send the event again.
-func (a *API) withTxn(ctx context.Context, who Requester, endpoint, txnID string, send func() (*event.Event, error)) (mxhttp.Response, error) {
+func (a *API) withTxn(ctx context.Context, who Requester, endpoint, txnID string, send func(record roomserver.AlsoInTx) (*event.Event, error)) (mxhttp.Response, error) {
 	unlock := txnLocks.lock(who.Localpart + "\x00" + who.DeviceID + "\x00" + endpoint + "\x00" + txnID)
 	defer unlock()
 	id, err := storage.ClientTxnEvent(ctx, a.db, who.Localpart, who.DeviceID, endpoint, txnID)
@@ -92,19 +93,36 @@ func (a *API) withTxn(ctx context.Context, who Requester, endpoint, txnID string
 	if !errors.Is(err, storage.ErrNotFound) {
 		return mxhttp.Response{}, mxhttp.Internal(err)
 	}
-	ev, err := send()
+	txn := func(ev *event.Event) storage.ClientTxn {
+		return storage.ClientTxn{
+			Localpart: who.Localpart, DeviceID: who.DeviceID, Endpoint: endpoint, TxnID: txnID,
+			EventID: ev.ID(), CreatedTS: a.now().UnixMilli(),
+		}
+	}
+	// Where the room server can, the transaction id commits with the event itself, so that a
+	// crash can never leave an event without the record that makes its retry idempotent.
+	recorded := false
+	ev, err := send(func(ctx context.Context, tx *storage.Tx, ev *event.Event) error {
+		recorded = true
+		return tx.InsertClientTxn(ctx, txn(ev))
+	})
+	if errors.Is(err, storage.ErrConflict) {
+		// Another process stored the same transaction first; answer with its event.
+		if id, err := storage.ClientTxnEvent(ctx, a.db, who.Localpart, who.DeviceID, endpoint, txnID); err == nil {
+			return eventIDResponse(id), nil
+		}
+	}
 	if err != nil {
 		return mxhttp.Response{}, roomError(err)
 	}
-	err = a.db.WithTx(context.WithoutCancel(ctx), func(tx *storage.Tx) error {
-		return tx.InsertClientTxn(ctx, storage.ClientTxn{
-			Localpart: who.Localpart, DeviceID: who.DeviceID, Endpoint: endpoint, TxnID: txnID,
-			EventID: ev.ID(), CreatedTS: a.now().UnixMilli(),
+	if !recorded {
+		err = a.db.WithTx(context.WithoutCancel(ctx), func(tx *storage.Tx) error {
+			return tx.InsertClientTxn(ctx, txn(ev))
 		})
-	})
-	if err != nil && !errors.Is(err, storage.ErrConflict) {
-		// The event is in the room; only the retry protection is missing. Answer with it.
-		mxhttp.Logger(ctx).WithError(err).WithField("event_id", ev.ID()).Warn("could not record a transaction id")
+		if err != nil && !errors.Is(err, storage.ErrConflict) {
+			// The event is in the room; only the retry protection is missing. Answer with it.
+			mxhttp.Logger(ctx).WithError(err).WithField("event_id", ev.ID()).Warn("could not record a transaction id")
+		}
 	}
 	return eventIDResponse(ev.ID()), nil
 }
@@ -141,12 +159,12 @@ func (a *API) sendMessage(r *http.Request, who Requester) (mxhttp.Response, erro
 		if err := json.Unmarshal(content, &red); err != nil || red.Redacts == "" {
 			return mxhttp.Response{}, mxhttp.BadJSON("an m.room.redaction needs content.redacts, an event id")
 		}
-		return a.withTxn(ctx, who, "send/"+roomID+"/"+typ, txnID, func() (*event.Event, error) {
+		return a.withTxn(ctx, who, "send/"+roomID+"/"+typ, txnID, func(roomserver.AlsoInTx) (*event.Event, error) {
 			return a.cfg.Rooms.Redact(ctx, roomID, who.UserID, red.Redacts, red.Reason)
 		})
 	}
-	return a.withTxn(ctx, who, "send/"+roomID+"/"+typ, txnID, func() (*event.Event, error) {
-		return a.cfg.Rooms.SendEvent(ctx, event.Proto{Type: typ, Sender: who.UserID, RoomID: roomID, Content: content})
+	return a.withTxn(ctx, who, "send/"+roomID+"/"+typ, txnID, func(record roomserver.AlsoInTx) (*event.Event, error) {
+		return a.cfg.Rooms.SendEventAlso(ctx, event.Proto{Type: typ, Sender: who.UserID, RoomID: roomID, Content: content}, record)
 	})
 }
 
@@ -266,7 +284,7 @@ func (a *API) redact(r *http.Request, who Requester) (mxhttp.Response, error) {
 		return mxhttp.Response{}, err
 	}
 	ctx := r.Context()
-	return a.withTxn(ctx, who, "redact/"+roomID+"/"+eventID, txnID, func() (*event.Event, error) {
+	return a.withTxn(ctx, who, "redact/"+roomID+"/"+eventID, txnID, func(roomserver.AlsoInTx) (*event.Event, error) {
 		return a.cfg.Rooms.Redact(ctx, roomID, who.UserID, eventID, req.Reason)
 	})
 }

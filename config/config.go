@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -32,7 +33,9 @@ type Config struct {
 	RateLimit    RateLimit    `yaml:"ratelimit"`
 	Profile      Profile      `yaml:"profile"`
 	Presence     Presence     `yaml:"presence"`
+	Debug        Debug        `yaml:"debug"`
 	Media        Media        `yaml:"media"`
+	E2EE         E2EE         `yaml:"e2ee"`
 
 	// lines maps a key path such as "federation.listen" to its line in the file, for messages.
 	lines map[string]int
@@ -98,6 +101,20 @@ type Rooms struct {
 	EncryptPrivateByDefault bool `yaml:"encrypt_private_by_default"`
 }
 
+// E2EE tunes the end-to-end encryption key store.
+type E2EE struct {
+	// ToDeviceTTL: a send-to-device message not collected by its device within this long is
+	// deleted, so that devices that never come back do not keep queues forever.
+	ToDeviceTTL time.Duration `yaml:"to_device_ttl"`
+}
+
+// Debug holds switches for operators investigating the server.
+type Debug struct {
+	// PprofListen serves Go's profiler (net/http/pprof) on this address when set; it must be a
+	// loopback address, since profiles can contain anything the process holds in memory.
+	PprofListen string `yaml:"pprof_listen"`
+}
+
 // Log controls logging. Message bodies, tokens, passwords and keys are never logged.
 type Log struct {
 	Level  string `yaml:"level"`
@@ -125,6 +142,7 @@ func Default() Config {
 		RateLimit:  RateLimit{Enabled: true, PerSecond: 2, Burst: 10},
 		Profile:    Profile{RequireSharedRoom: true},
 		Media:      defaultMedia(),
+		E2EE:       E2EE{ToDeviceTTL: 30 * 24 * time.Hour},
 	}
 }
 

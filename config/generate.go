@@ -97,6 +97,10 @@ presence:
   # recorded or shared with other users or servers.
   enabled: false
 
+debug:
+  # Serve Go's profiler on this loopback address, e.g. "127.0.0.1:6060". Empty: off.
+  pprof_listen: ""
+
 ratelimit:
   enabled: true
   # Sustained requests per second and burst, per user (or per IP before login).
@@ -131,6 +135,11 @@ media:
   url_preview:
     # URL previews make the server fetch what users link to; not implemented yet.
     enabled: false
+
+e2ee:
+  # Send-to-device messages (encryption keys for a device) not collected by their device within
+  # this long are deleted (30 days).
+  to_device_ttl: "720h"
 `))
 
 // Generate returns a complete, commented configuration file.

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // serverNameRE is the appendix's server name grammar: a DNS name, IPv4 or bracketed IPv6 literal,
@@ -79,10 +80,18 @@ func (c *Config) Validate() []string {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		p = append(p, c.at("log.format", "must be \"text\" or \"json\", not %q", c.Log.Format))
 	}
+	if a := c.Debug.PprofListen; a != "" {
+		if host, _, err := net.SplitHostPort(a); err != nil || !net.ParseIP(host).IsLoopback() {
+			p = append(p, c.at("debug.pprof_listen", "%q must be a loopback host:port (profiles expose the process's memory)", a))
+		}
+	}
 	if c.RateLimit.Enabled && (c.RateLimit.PerSecond <= 0 || c.RateLimit.Burst < 1) {
 		p = append(p, c.at("ratelimit.per_second", "per_second must be > 0 and burst >= 1 when enabled"))
 	}
 	p = append(p, c.validateMedia()...)
+	if c.E2EE.ToDeviceTTL < time.Minute {
+		p = append(p, c.at("e2ee.to_device_ttl", "must be at least 1m, e.g. 720h"))
+	}
 	return p
 }
 

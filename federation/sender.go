@@ -68,6 +68,8 @@ type Sender struct {
 	log *logrus.Entry
 
 	newEvents chan struct{}
+	// roomServers caches the servers joined to each room; used only by the feed goroutine.
+	roomServers map[storage.RoomNID][]string
 
 	mu     sync.Mutex
 	queues map[string]*destQueue
@@ -104,10 +106,11 @@ func NewSender(cfg SenderConfig, log *logrus.Entry) *Sender {
 		cfg.Now = time.Now
 	}
 	return &Sender{
-		cfg:       cfg,
-		log:       log.WithField("component", "federation-sender"),
-		newEvents: make(chan struct{}, 1),
-		queues:    map[string]*destQueue{},
+		cfg:         cfg,
+		log:         log.WithField("component", "federation-sender"),
+		newEvents:   make(chan struct{}, 1),
+		roomServers: map[storage.RoomNID][]string{},
+		queues:      map[string]*destQueue{},
 	}
 }
 
@@ -275,41 +278,89 @@ func (s *Sender) feed(ctx context.Context) error {
 }
 
 // feedOnce queues the events after pos and returns the new position and the destinations that
-// got something.
+// got something. It reads on the reader pool and takes the (single, on SQLite) writer only when
+// there is something to queue: the stored position then moves in the same transaction as the
+// queued events. A batch with nothing to send only moves the position in memory; after a restart
+// it is read again and again queues nothing.
 func (s *Sender) feedOnce(ctx context.Context, pos int64) (int64, []string, error) {
-	var touched []string
-	next := pos
-	err := s.cfg.DB.WithTx(ctx, func(tx *storage.Tx) error {
-		touched, next = nil, pos
-		recs, err := storage.EventsAfterStream(ctx, tx, pos, feedBatch)
-		if err != nil {
-			return err
+	recs, err := storage.EventHeadersAfterStream(ctx, s.cfg.DB, pos, feedBatch)
+	if err != nil || len(recs) == 0 {
+		return pos, nil, err
+	}
+	type queued struct {
+		nid   storage.EventNID
+		dests []string
+	}
+	var (
+		work    []queued
+		touched []string
+	)
+	for _, rec := range recs {
+		if rec.Type == "m.room.member" {
+			delete(s.roomServers, rec.Room) // who is joined may change here
 		}
-		for _, rec := range recs {
-			next = rec.StreamPos
-			if serverOf(rec.Sender) != s.cfg.ServerName {
-				continue
-			}
-			all, err := destinationsOf(ctx, tx, rec)
-			if err != nil {
-				return err
-			}
-			dests := s.others(all)
-			if err := tx.QueuePDU(ctx, dests, rec.NID); err != nil {
-				return err
-			}
+		if serverOf(rec.Sender) != s.cfg.ServerName {
+			continue
+		}
+		all, err := s.cachedDestinations(ctx, rec)
+		if err != nil {
+			return pos, nil, err
+		}
+		if dests := s.others(all); len(dests) > 0 {
+			work = append(work, queued{rec.NID, dests})
 			for _, d := range dests {
 				if !slices.Contains(touched, d) {
 					touched = append(touched, d)
 				}
 			}
 		}
-		if next == pos {
-			return nil
+	}
+	next := recs[len(recs)-1].StreamPos
+	if len(work) == 0 {
+		return next, nil, nil
+	}
+	err = s.cfg.DB.WithTx(ctx, func(tx *storage.Tx) error {
+		for _, w := range work {
+			if err := tx.QueuePDU(ctx, w.dests, w.nid); err != nil {
+				return err
+			}
 		}
 		return tx.SetSenderPosition(ctx, next)
 	})
-	return next, touched, err
+	if err != nil {
+		return pos, nil, err
+	}
+	return next, touched, nil
+}
+
+// maxCachedRooms bounds the per-room cache of joined servers.
+const maxCachedRooms = 10000
+
+// cachedDestinations is destinationsOf with the servers joined to each room cached between
+// membership events, so that a message in a room of 10,000 members does not read its member list.
+func (s *Sender) cachedDestinations(ctx context.Context, rec storage.EventRecord) ([]string, error) {
+	servers, ok := s.roomServers[rec.Room]
+	if !ok {
+		members, err := storage.RoomMembers(ctx, s.cfg.DB, rec.Room, "join")
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range members {
+			if d := serverOf(m); d != "" && !slices.Contains(servers, d) {
+				servers = append(servers, d)
+			}
+		}
+		if len(s.roomServers) >= maxCachedRooms {
+			clear(s.roomServers)
+		}
+		s.roomServers[rec.Room] = servers
+	}
+	if rec.Type == "m.room.member" && rec.StateKey != nil {
+		if d := serverOf(*rec.StateKey); d != "" && !slices.Contains(servers, d) {
+			return append(slices.Clip(servers), d), nil
+		}
+	}
+	return servers, nil
 }
 
 // destinationsOf is where an event goes: the servers of the room's joined members, and for a

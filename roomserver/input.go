@@ -24,6 +24,8 @@ type roomWork struct {
 	overlay     map[event.StateTuple]*eventRef
 	extremities []*eventRef
 	batch       []staged
+	// also runs last inside the transaction that stores the batch (see SendEventAlso).
+	also func(ctx context.Context, tx *storage.Tx) error
 }
 
 type staged struct {
@@ -221,7 +223,12 @@ func (s *Server) commit(ctx context.Context, w *roomWork) error {
 			}
 		}
 		if snap != rs.snapshot {
-			return tx.SetCurrentSnapshot(ctx, roomNID, snap)
+			if err := tx.SetCurrentSnapshot(ctx, roomNID, snap); err != nil {
+				return err
+			}
+		}
+		if w.also != nil {
+			return w.also(ctx, tx)
 		}
 		return nil
 	})
@@ -270,6 +277,16 @@ func setMembership(ctx context.Context, tx *storage.Tx, room storage.RoomNID, ev
 // room in RoomID and StateKey for state events; the room server fills in the rest, signs it and
 // stores it if the auth rules allow it. It returns the event as stored.
 func (s *Server) SendEvent(ctx context.Context, p event.Proto) (*event.Event, error) {
+	return s.SendEventAlso(ctx, p, nil)
+}
+
+// AlsoInTx is work a caller wants committed atomically with a local event, such as the client
+// transaction id that makes a retried send return the same event.
+type AlsoInTx func(ctx context.Context, tx *storage.Tx, ev *event.Event) error
+
+// SendEventAlso is SendEvent that also runs also (if not nil) inside the transaction storing the
+// event: both commit, or neither does.
+func (s *Server) SendEventAlso(ctx context.Context, p event.Proto, also AlsoInTx) (*event.Event, error) {
 	if p.Type == auth.TypeCreate {
 		return nil, fmt.Errorf("%w: m.room.create is sent by CreateRoom only", ErrInvalid)
 	}
@@ -279,8 +296,13 @@ func (s *Server) SendEvent(ctx context.Context, p event.Proto) (*event.Event, er
 	var ev *event.Event
 	err := s.withRoom(ctx, p.RoomID, func(w *roomWork) error {
 		var err error
-		ev, err = s.addLocal(ctx, w, p)
-		return err
+		if ev, err = s.addLocal(ctx, w, p); err != nil {
+			return err
+		}
+		if also != nil {
+			w.also = func(ctx context.Context, tx *storage.Tx) error { return also(ctx, tx, ev) }
+		}
+		return nil
 	})
 	return ev, err
 }

@@ -15,23 +15,25 @@ type ToDeviceMessage struct {
 	Sender           string
 	Type             string
 	Content          []byte // as sent
+	Created          int64  // unix milliseconds, for expiry
 }
 
 // InsertToDeviceMessage queues a message for a device.
 func (tx *Tx) InsertToDeviceMessage(ctx context.Context, m ToDeviceMessage) error {
-	_, err := tx.Exec(ctx, `INSERT INTO e2e_to_device (user_id, device_id, stream_pos, sender, event_type, content)
-		VALUES ($1, $2, $3, $4, $5, $6)`, m.UserID, m.DeviceID, m.Pos, m.Sender, m.Type, string(m.Content))
+	_, err := tx.Exec(ctx, `INSERT INTO e2e_to_device (user_id, device_id, stream_pos, sender, event_type, content, created_ts)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, m.UserID, m.DeviceID, m.Pos, m.Sender, m.Type, string(m.Content), m.Created)
 	if err != nil {
 		return fmt.Errorf("storage: queueing to-device message: %w", err)
 	}
 	return nil
 }
 
-// ToDeviceMessagesAfter returns up to limit messages queued for a device after position since,
-// oldest first.
-func ToDeviceMessagesAfter(ctx context.Context, r Reader, userID, deviceID string, since int64, limit int) ([]ToDeviceMessage, error) {
-	rows, err := r.Query(ctx, `SELECT stream_pos, sender, event_type, content FROM e2e_to_device
-		WHERE user_id = $1 AND device_id = $2 AND stream_pos > $3 ORDER BY stream_pos LIMIT $4`, userID, deviceID, since, limit)
+// ToDeviceMessagesAfter returns up to limit messages queued for a device after position since
+// and at or after createdFrom (unix milliseconds; older ones have expired), oldest first.
+func ToDeviceMessagesAfter(ctx context.Context, r Reader, userID, deviceID string, since, createdFrom int64, limit int) ([]ToDeviceMessage, error) {
+	rows, err := r.Query(ctx, `SELECT stream_pos, sender, event_type, content, created_ts FROM e2e_to_device
+		WHERE user_id = $1 AND device_id = $2 AND stream_pos > $3 AND created_ts >= $4 ORDER BY stream_pos LIMIT $5`,
+		userID, deviceID, since, createdFrom, limit)
 	if err != nil {
 		return nil, fmt.Errorf("storage: reading to-device messages: %w", err)
 	}
@@ -40,7 +42,7 @@ func ToDeviceMessagesAfter(ctx context.Context, r Reader, userID, deviceID strin
 	for rows.Next() {
 		m := ToDeviceMessage{UserID: userID, DeviceID: deviceID}
 		var content string
-		if err := rows.Scan(&m.Pos, &m.Sender, &m.Type, &content); err != nil {
+		if err := rows.Scan(&m.Pos, &m.Sender, &m.Type, &content, &m.Created); err != nil {
 			return nil, err
 		}
 		m.Content = []byte(content)
@@ -58,6 +60,16 @@ func (tx *Tx) DeleteToDeviceMessagesUpTo(ctx context.Context, userID, deviceID s
 		return fmt.Errorf("storage: deleting delivered to-device messages: %w", err)
 	}
 	return nil
+}
+
+// DeleteExpiredToDeviceMessages removes the messages of every device queued before
+// createdBefore (unix milliseconds) and reports how many went.
+func (tx *Tx) DeleteExpiredToDeviceMessages(ctx context.Context, createdBefore int64) (int64, error) {
+	res, err := tx.Exec(ctx, `DELETE FROM e2e_to_device WHERE created_ts < $1`, createdBefore)
+	if err != nil {
+		return 0, fmt.Errorf("storage: deleting expired to-device messages: %w", err)
+	}
+	return res.RowsAffected()
 }
 
 // InsertToDeviceTxn records that a device performed the /sendToDevice transaction txnID, first

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 )
@@ -198,11 +199,31 @@ func (tx *Tx) SetSenderPosition(ctx context.Context, pos int64) error {
 	return nil
 }
 
-// EventsAfterStream returns the timeline events of every room with a stream position after
-// from, in stream order, at most limit.
-func EventsAfterStream(ctx context.Context, r Reader, from int64, limit int) ([]EventRecord, error) {
-	return queryEvents(ctx, r, `SELECT `+eventColumns+` FROM events
-		WHERE stream_pos > $1 ORDER BY stream_pos LIMIT $2`, from, limit)
+// EventHeadersAfterStream returns the events after a stream position, in stream order, without
+// their bodies: only the columns that say where an event belongs (NID, Room, EventID, Type, StateKey, Sender, StreamPos), for readers
+// that route events rather than read them.
+func EventHeadersAfterStream(ctx context.Context, r Reader, from int64, limit int) ([]EventRecord, error) {
+	rows, err := r.Query(ctx, `SELECT event_nid, room_nid, event_id, event_type, state_key, sender, stream_pos
+		FROM events WHERE stream_pos > $1 ORDER BY stream_pos LIMIT $2`, from, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []EventRecord
+	for rows.Next() {
+		var (
+			e        EventRecord
+			stateKey sql.NullString
+		)
+		if err := rows.Scan(&e.NID, &e.Room, &e.EventID, &e.Type, &stateKey, &e.Sender, &e.StreamPos); err != nil {
+			return nil, err
+		}
+		if stateKey.Valid {
+			e.StateKey = &stateKey.String
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }
 
 // RoomJoinedMembers returns the users joined to a room now, by room id.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,7 +165,8 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 	// User-level federation: remote keys and profiles, and the EDUs of to-device messages,
 	// device lists, typing and receipts, queued on the sender.
 	userFed := federation.NewUserClient(fedClient, sender)
-	keyStore := e2e.New(db, cfg.ServerName, e2e.Options{Notifier: notifier, Rooms: rooms, Federation: userFed, Log: log})
+	keyStore := e2e.New(db, cfg.ServerName, e2e.Options{Notifier: notifier, Rooms: rooms, Federation: userFed, Log: log, ToDeviceTTL: cfg.E2EE.ToDeviceTTL})
+	go keyStore.RunToDeviceExpiry(ctx, 0)
 	ephemeral := clientapi.NewEphemeral(clientapi.EphemeralConfig{
 		ServerName: cfg.ServerName, DB: db, Rooms: rooms, Notifier: notifier, EDUs: sender, Log: log,
 	})
@@ -368,6 +370,9 @@ func (s *server) run(ctx context.Context) error {
 		"database":    s.db.Dialect().String(),
 	}).Info("myelin is listening")
 
+	if addr := s.cfg.Debug.PprofListen; addr != "" {
+		go servePprof(addr, s.log)
+	}
 	errs := make(chan error, 2)
 	go func() { errs <- s.client.Serve(clientLn) }()
 	go func() { errs <- s.federation.Serve(tls.NewListener(fedLn, s.tlsConfig)) }()
@@ -406,4 +411,20 @@ func (s *server) run(ctx context.Context) error {
 		return serveErr
 	}
 	return nil
+}
+
+// servePprof serves Go's profiler for an operator on a loopback address (config validation
+// refuses any other). It lives until the process exits.
+func servePprof(addr string, log *logrus.Entry) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.WithField("address", addr).Warn("serving the Go profiler (debug.pprof_listen)")
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		log.WithError(err).Error("the profiler listener failed")
+	}
 }

@@ -69,6 +69,11 @@ type Options struct {
 	Notifier Notifier
 	// Log is for what fails after a request has been answered. Nil: the standard logger.
 	Log *logrus.Entry
+	// ToDeviceTTL is how long a send-to-device message waits for its device (e2ee.to_device_ttl).
+	// Zero: DefaultToDeviceTTL.
+	ToDeviceTTL time.Duration
+	// Now is the clock, for tests. Nil: time.Now.
+	Now func() time.Time
 }
 
 // Store is the end-to-end encryption key store of one homeserver.
@@ -87,7 +92,13 @@ func New(db *storage.DB, serverName string, opts Options) *Store {
 		opts.Log = logrus.NewEntry(logrus.StandardLogger())
 	}
 	opts.Log = opts.Log.WithField("component", "e2e")
-	return &Store{db: db, serverName: serverName, opts: opts, now: time.Now}
+	if opts.ToDeviceTTL <= 0 {
+		opts.ToDeviceTTL = DefaultToDeviceTTL
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Store{db: db, serverName: serverName, opts: opts, now: opts.Now}
 }
 
 // Kinds of failure, for errors.Is; each maps to one Matrix errcode.

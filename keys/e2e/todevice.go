@@ -16,6 +16,11 @@ import (
 // ToDeviceLimit is how many messages one /sync hands a device, as the spec recommends.
 const ToDeviceLimit = 100
 
+// DefaultToDeviceTTL is how long a message waits for a device that does not sync, unless
+// configured otherwise: a device gone for a month is most likely gone for good, and its queue
+// would otherwise grow without bound.
+const DefaultToDeviceTTL = 30 * 24 * time.Hour
+
 // toDeviceTxnLifetime is how long a /sendToDevice transaction id is remembered: long enough for
 // any client retry, short enough that the table stays small.
 const toDeviceTxnLifetime = 24 * time.Hour
@@ -123,6 +128,7 @@ func (s *Store) deliver(ctx context.Context, sender, senderDevice, txnID, eventT
 				}
 				if err := tx.InsertToDeviceMessage(ctx, storage.ToDeviceMessage{
 					UserID: userID, DeviceID: d.DeviceID, Pos: pos, Sender: sender, Type: eventType, Content: content,
+					Created: now.UnixMilli(),
 				}); err != nil {
 					return err
 				}
@@ -184,14 +190,15 @@ func (s *Store) CurrentToDevicePosition(ctx context.Context) (int64, error) {
 }
 
 // ToDeviceSince returns up to limit (ToDeviceLimit if limit <= 0) messages queued for a device
-// after position since, oldest first. A sync token carrying the position of the last message
+// after position since, oldest first. Messages older than the TTL are never returned, even
+// before PurgeExpiredToDevice deletes them. A sync token carrying the position of the last message
 // returned (not the stream's current position, when the limit was hit) makes the next call
 // continue where this one stopped; that next call should then AckToDevice up to since.
 func (s *Store) ToDeviceSince(ctx context.Context, userID, deviceID string, since int64, limit int) ([]ToDeviceEvent, error) {
 	if limit <= 0 {
 		limit = ToDeviceLimit
 	}
-	msgs, err := storage.ToDeviceMessagesAfter(ctx, s.db, userID, deviceID, since, limit)
+	msgs, err := storage.ToDeviceMessagesAfter(ctx, s.db, userID, deviceID, since, s.toDeviceCutoff(), limit)
 	if err != nil {
 		return nil, err
 	}
@@ -211,4 +218,41 @@ func (s *Store) AckToDevice(ctx context.Context, userID, deviceID string, upTo i
 	return s.db.WithTx(ctx, func(tx *storage.Tx) error {
 		return tx.DeleteToDeviceMessagesUpTo(ctx, userID, deviceID, upTo)
 	})
+}
+
+// toDeviceCutoff is the queueing time (unix milliseconds) before which a message has expired.
+func (s *Store) toDeviceCutoff() int64 { return s.now().Add(-s.opts.ToDeviceTTL).UnixMilli() }
+
+// PurgeExpiredToDevice deletes the messages that have waited longer than the TTL for a device
+// that never synced, and reports how many went.
+func (s *Store) PurgeExpiredToDevice(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.WithTx(ctx, func(tx *storage.Tx) error {
+		var err error
+		n, err = tx.DeleteExpiredToDeviceMessages(ctx, s.toDeviceCutoff())
+		return err
+	})
+	return n, err
+}
+
+// RunToDeviceExpiry purges expired send-to-device messages now and then every interval (an
+// hour, or the TTL if shorter, when interval <= 0) until ctx ends.
+func (s *Store) RunToDeviceExpiry(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = min(time.Hour, s.opts.ToDeviceTTL)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if n, err := s.PurgeExpiredToDevice(ctx); err != nil && ctx.Err() == nil {
+			s.opts.Log.WithError(err).Error("could not purge expired to-device messages")
+		} else if n > 0 {
+			s.opts.Log.WithField("count", n).Info("purged expired to-device messages")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
