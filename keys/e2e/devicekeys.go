@@ -27,7 +27,9 @@ type Upload struct {
 }
 
 // Upload stores a device's keys and returns its unclaimed one-time key counts. Re-uploading a
-// one-time key already held is accepted when it is identical and refused otherwise.
+// one-time key already held is accepted when it is identical and refused otherwise; so are a
+// device's identity keys (a device that changed its keys would silently break every session
+// others have with it; new keys need a new device).
 func (s *Store) Upload(ctx context.Context, userID, deviceID string, up Upload) (map[string]int, error) {
 	var deviceKeys []byte
 	if len(up.DeviceKeys) > 0 && string(up.DeviceKeys) != "null" {
@@ -60,6 +62,9 @@ func (s *Store) Upload(ctx context.Context, userID, deviceID string, up Upload) 
 	var notify func()
 	err = s.db.WithTx(ctx, func(tx *storage.Tx) error {
 		if deviceKeys != nil {
+			if err := sameIdentityKeys(ctx, tx, userID, deviceID, deviceKeys); err != nil {
+				return err
+			}
 			changed, err := tx.UpsertDeviceKeys(ctx, storage.DeviceKeys{UserID: userID, DeviceID: deviceID, KeyJSON: deviceKeys})
 			if err != nil {
 				return err
@@ -397,4 +402,25 @@ func (s *Store) UnusedFallbackKeyTypes(ctx context.Context, userID, deviceID str
 		algs = []string{}
 	}
 	return algs, err
+}
+
+// sameIdentityKeys refuses device keys whose identity keys ("keys") differ from those the device
+// already uploaded. Other fields may change (signatures added by the device, for instance).
+func sameIdentityKeys(ctx context.Context, tx *storage.Tx, userID, deviceID string, upload []byte) error {
+	held, err := storage.ListDeviceKeys(ctx, tx, userID, []string{deviceID})
+	if err != nil || len(held) == 0 {
+		return err
+	}
+	identity := func(raw []byte) []byte {
+		o, err := keys.ParseObject(raw)
+		if err != nil {
+			return nil
+		}
+		v, _ := o.Get("keys")
+		return v
+	}
+	if string(identity(held[0].KeyJSON)) != string(identity(upload)) {
+		return fail(ErrInvalidParam, "device %s already has other identity keys; new keys need a new device", deviceID)
+	}
+	return nil
 }

@@ -147,6 +147,8 @@ func TestUploadRejects(t *testing.T) {
 			{"two fallback keys of one algorithm", e2e.Upload{FallbackKeys: map[string]json.RawMessage{
 				"signed_curve25519:f1": alice.otk(t, 1, true), "signed_curve25519:f2": alice.otk(t, 2, true)}}, "M_INVALID_PARAM"},
 			{"valid", e2e.Upload{DeviceKeys: alice.deviceKeys(t), OneTimeKeys: map[string]json.RawMessage{"curve25519:k1": json.RawMessage(`"abc"`)}}, ""},
+			{"same identity keys again", e2e.Upload{DeviceKeys: alice.deviceKeys(t)}, ""},
+			{"other identity keys for the same device", e2e.Upload{DeviceKeys: other.deviceKeys(t)}, "M_INVALID_PARAM"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
