@@ -197,7 +197,11 @@ func (s *Server) buildRoom(ctx context.Context, req CreateRoomRequest, v event.R
 		return nil, nil, err
 	}
 	// 2. the creator joins
-	if err := send(auth.TypeMember, req.Creator, map[string]any{"membership": "join"}); err != nil {
+	creatorJoin, err := s.withProfile(ctx, req.Creator, map[string]any{"membership": "join"})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := send(auth.TypeMember, req.Creator, creatorJoin); err != nil {
 		return nil, nil, err
 	}
 	// 3. power levels

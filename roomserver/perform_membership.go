@@ -7,6 +7,7 @@ import (
 
 	"myelin/roomserver/auth"
 	"myelin/roomserver/event"
+	"myelin/storage"
 )
 
 // Join makes a local user join a room: JoinVia without hints (perform_remote.go). A room this
@@ -104,11 +105,44 @@ func (s *Server) sendMembership(ctx context.Context, roomID, sender, target, mem
 				return fmt.Errorf("%w: %s is banned; unban instead", ErrNotAllowed, target)
 			}
 		}
+		if membership == "join" || membership == "knock" {
+			var err error
+			if extra, err = s.withProfile(ctx, target, extra); err != nil {
+				return err
+			}
+		}
 		var err error
 		ev, err = s.addLocal(ctx, w, memberProto(sender, target, membership, reason, extra))
 		return err
 	})
 	return ev, err
+}
+
+// withProfile adds a local user's display name and avatar to the content of their own
+// membership event, as clients expect to find them there; fields the caller set are kept.
+func (s *Server) withProfile(ctx context.Context, userID string, extra map[string]any) (map[string]any, error) {
+	if !s.isLocalUser(userID) {
+		return extra, nil
+	}
+	uid, err := event.ParseUserID(userID)
+	if err != nil {
+		return extra, nil
+	}
+	p, err := storage.GetProfile(ctx, s.db, uid.Local())
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]any, len(extra)+2)
+	if p.DisplayName != "" {
+		out["displayname"] = p.DisplayName
+	}
+	if p.AvatarURL != "" {
+		out["avatar_url"] = p.AvatarURL
+	}
+	for k, v := range extra {
+		out[k] = v
+	}
+	return out, nil
 }
 
 func memberProto(sender, target, membership, reason string, extra map[string]any) event.Proto {

@@ -118,7 +118,11 @@ func remoteFailure(errs []error) error {
 func (s *Server) joinThrough(ctx context.Context, slot *roomSlot, server, roomID, userID string) (*event.Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
 	defer cancel()
-	ev, v, err := s.remoteTemplate(ctx, server, "join", roomID, userID, nil)
+	profile, err := s.withProfile(ctx, userID, nil)
+	if err != nil {
+		return nil, err
+	}
+	ev, v, err := s.remoteTemplate(ctx, server, "join", roomID, userID, profile)
 	if err != nil {
 		return nil, err
 	}
