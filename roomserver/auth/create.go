@@ -26,7 +26,29 @@ type rawCreate struct {
 	AdditionalCreators *json.RawMessage `json:"additional_creators"`
 }
 
+// derivedKey names the values auth keeps on an event with event.Derived. Every event sent to a
+// room is checked against the same create and power levels events, so their content is parsed
+// once per event rather than once per check.
+type derivedKey struct {
+	what    string
+	version string // the room version the content was read under
+}
+
+type parsedCreate struct {
+	c   createContent
+	err error
+}
+
+// parseCreate reads the content of create. Its result is shared: callers must not modify it.
 func parseCreate(create *event.Event) (createContent, error) {
+	p := create.Derived(derivedKey{"create", create.Version().ID}, func() any {
+		c, err := readCreate(create)
+		return parsedCreate{c, err}
+	}).(parsedCreate)
+	return p.c, p.err
+}
+
+func readCreate(create *event.Event) (createContent, error) {
 	v := create.Version()
 	var r rawCreate
 	if err := json.Unmarshal(create.Content(), &r); err != nil {

@@ -91,7 +91,7 @@ func NewPowerLevels(pl, create *event.Event) (PowerLevels, error) {
 		p.creators = cc.creators
 	}
 	if pl != nil {
-		if p.c, err = parsePowerLevels(pl.Content(), v); err != nil {
+		if p.c, err = parsedPowerLevels(pl, v); err != nil {
 			return PowerLevels{}, err
 		}
 		p.hasEvent = true
@@ -158,6 +158,21 @@ func (o optLevel) or(def int64) int64 {
 		return o.v
 	}
 	return def
+}
+
+type parsedPL struct {
+	c   plContent
+	err error
+}
+
+// parsedPowerLevels is parsePowerLevels of pl's content, kept on pl. Its maps are shared:
+// callers must not modify them.
+func parsedPowerLevels(pl *event.Event, v event.RoomVersion) (plContent, error) {
+	p := pl.Derived(derivedKey{"power_levels", v.ID}, func() any {
+		c, err := parsePowerLevels(pl.Content(), v)
+		return parsedPL{c, err}
+	}).(parsedPL)
+	return p.c, p.err
 }
 
 // parsePowerLevels reads content as room version v allows. Every integer property must be a

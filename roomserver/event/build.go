@@ -2,6 +2,7 @@ package event
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -43,7 +44,8 @@ func Build(p Proto, v RoomVersion, origin string, key keys.SigningKey) (*Event, 
 	if err != nil {
 		return nil, err
 	}
-	if o, err = hashAndSign(o, v, origin, key); err != nil {
+	o, redacted, err := hashAndSignRedacted(o, v, origin, key)
+	if err != nil {
 		return nil, err
 	}
 	o, canonical := o.Encode()
@@ -51,7 +53,14 @@ func Build(p Proto, v RoomVersion, origin string, key keys.SigningKey) (*Event, 
 		return nil, fmt.Errorf("%w: %d bytes as canonical JSON", ErrTooLarge, len(canonical))
 	}
 	e := &Event{version: v, raw: canonical, obj: o}
-	if err := e.fill(); err != nil {
+	// The redacted form was just made for the signature; the reference hash is the hash of
+	// that same form, so fill need not redact the event a second time.
+	var ref *[sha256.Size]byte
+	if v.EventIDs != IDServerMinted {
+		h := referenceHashOfRedacted(redacted)
+		ref = &h
+	}
+	if err := e.fillRef(ref); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -189,18 +198,25 @@ func HashAndSign(raw []byte, v RoomVersion, origin string, key keys.SigningKey) 
 }
 
 func hashAndSign(o keys.Object, v RoomVersion, origin string, key keys.SigningKey) (keys.Object, error) {
+	o, _, err := hashAndSignRedacted(o, v, origin, key)
+	return o, err
+}
+
+// hashAndSignRedacted is hashAndSign that also returns the redacted form of the hashed event
+// as it was signed (the signatures are not part of the reference hash).
+func hashAndSignRedacted(o keys.Object, v RoomVersion, origin string, key keys.SigningKey) (signedObj, redacted keys.Object, err error) {
 	h := contentHash(o)
 	o = o.With("hashes", keys.Object{}.With("sha256", keys.Quote(keys.EncodeBase64(h[:]))).JSON())
-	redacted, err := redactObject(o, v)
+	redacted, err = redactObject(o, v)
 	if err != nil {
-		return keys.Object{}, err
+		return keys.Object{}, keys.Object{}, err
 	}
 	signed, err := keys.SignObject(origin, key.ID, key.Private, redacted)
 	if err != nil {
-		return keys.Object{}, err
+		return keys.Object{}, keys.Object{}, err
 	}
 	sigs, _ := signed.Get("signatures")
-	return o.With("signatures", sigs), nil
+	return o.With("signatures", sigs), redacted, nil
 }
 
 // maxSafeInteger is (2**53)-1, the largest integer strict canonical JSON allows.

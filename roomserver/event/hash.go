@@ -94,8 +94,13 @@ func referenceHash(o keys.Object, v RoomVersion) ([sha256.Size]byte, error) {
 	if err != nil {
 		return [sha256.Size]byte{}, err
 	}
+	return referenceHashOfRedacted(r), nil
+}
+
+// referenceHashOfRedacted is the reference hash of an event whose redacted form is r.
+func referenceHashOfRedacted(r keys.Object) [sha256.Size]byte {
 	// age_ts is already gone: redaction keeps no such top-level key.
-	return sha256.Sum256(r.Without("signatures", "unsigned").JSON()), nil
+	return sha256.Sum256(r.Without("signatures", "unsigned").JSON())
 }
 
 // hashID encodes a reference hash as an event id (sigil '$') or, in room version 12, a room id

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -52,7 +53,10 @@ func Parse(raw []byte, v RoomVersion) (*Event, error) {
 	return e, nil
 }
 
-func (e *Event) fill() error {
+func (e *Event) fill() error { return e.fillRef(nil) }
+
+// fillRef is fill with the event's reference hash when the caller has it already (nil if not).
+func (e *Event) fillRef(ref *[sha256.Size]byte) error {
 	o, v := e.obj, e.version
 	var err error
 	if e.typ, err = idField(o, "type", true); err != nil {
@@ -125,8 +129,10 @@ func (e *Event) fill() error {
 		}
 		return nil
 	}
-	h, err := referenceHash(o, v)
-	if err != nil {
+	var h [sha256.Size]byte
+	if ref != nil {
+		h = *ref
+	} else if h, err = referenceHash(o, v); err != nil {
 		return err
 	}
 	e.id = hashID('$', h, v.EventIDs)
