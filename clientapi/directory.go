@@ -123,6 +123,25 @@ func (a *API) getAlias(r *http.Request, _ Requester) (mxhttp.Response, error) {
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
+	local, err := a.parseAlias(alias)
+	if err != nil {
+		return mxhttp.Response{}, err
+	}
+	if !local {
+		// Another server's alias is that server's to answer (GET /query/directory).
+		remote, ok := a.cfg.Rooms.(remoteRooms)
+		if !ok {
+			return mxhttp.Response{}, mxhttp.NotFound("room alias %s is on another server", alias)
+		}
+		roomID, servers, err := remote.ResolveRemoteAlias(r.Context(), alias)
+		if err != nil {
+			return mxhttp.Response{}, aliasError(alias, err)
+		}
+		if servers == nil {
+			servers = []string{}
+		}
+		return mxhttp.OK(map[string]any{"room_id": roomID, "servers": servers}), nil
+	}
 	roomID, err := a.resolveAlias(r.Context(), alias)
 	if err != nil {
 		return mxhttp.Response{}, err

@@ -129,7 +129,7 @@ func (a *API) join(r *http.Request, who Requester, roomID string, via []string) 
 	if len(req.ThirdPartySigned) > 0 && string(req.ThirdPartySigned) != "null" {
 		return mxhttp.Response{}, mxhttp.InvalidParam("third_party_signed is not supported: this server does not work with identity servers")
 	}
-	if _, err := a.cfg.Rooms.JoinVia(r.Context(), roomID, who.UserID, via); err != nil {
+	if _, err := a.cfg.Rooms.JoinVia(r.Context(), roomID, who.UserID, req.Reason, via); err != nil {
 		return mxhttp.Response{}, roomError(err)
 	}
 	return roomIDResponse(roomID), nil
@@ -190,10 +190,11 @@ func (a *API) leave(r *http.Request, who Requester) (mxhttp.Response, error) {
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	if _, err := readMembershipRequest(r); err != nil {
+	req, err := readMembershipRequest(r)
+	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	if _, err := a.cfg.Rooms.Leave(r.Context(), roomID, who.UserID); err != nil {
+	if _, err := a.cfg.Rooms.Leave(r.Context(), roomID, who.UserID, req.Reason); err != nil {
 		return mxhttp.Response{}, roomError(err)
 	}
 	return mxhttp.Empty(), nil

@@ -15,10 +15,25 @@ import (
 
 // Paginating a room's history: /messages, /context and /timestamp_to_event.
 //
-// Tokens are tokens.go's RoomToken, read by stream position: paginating backwards from a
-// token returns the events at its position and before, forwards the events after it.
+// Pages are in topological order (depth, then stream position), as the spec expects of
+// /messages, so that history backfilled after newer events still reads in order. Tokens are
+// tokens.go's RoomToken: paginating backwards from a token returns the events at its position
+// and before, forwards the events after it. The tokens handed out are topological; a stream
+// token (a /sync prev_batch) bounds the first page by stream position, which is what the
+// client has seen, and the page is then read in topological order.
 
-func roomToken(pos int64) string { return RoomToken{Stream: pos}.String() }
+// pageToken reads a from or to token of /messages.
+func pageToken(s string) (RoomToken, error) {
+	t, err := ParseRoomToken(s)
+	if err != nil {
+		return t, mxhttp.InvalidParam("invalid pagination token").Because(err)
+	}
+	return t, nil
+}
+
+func (t RoomToken) pos() storage.TopoPos {
+	return storage.TopoPos{Topological: t.Topological, Depth: t.Depth, Stream: t.Stream}
+}
 
 // parseRoomToken reads the stream position of a room or sync token.
 func parseRoomToken(s string) (int64, error) {
@@ -52,35 +67,36 @@ const maxScannedBatches = 20
 // page is a run of visible, filtered events and where the next run starts.
 type page struct {
 	events []*event.Event
-	next   int64 // the token position after the last examined event
-	more   bool  // whether events remain in the window past next
+	next   RoomToken // the position after the last examined event
+	more   bool      // whether events remain in the window past next
 }
 
-// pageEvents reads up to limit events of a room that the user may see and the filter passes:
-// backwards through (bound, from] newest first, or forwards through (from, bound] oldest first.
+// pageEvents reads up to limit events of a room that the user may see and the filter passes,
+// in topological order and not past stream position ceiling: backwards through (bound, from]
+// newest first, or forwards through (from, bound] oldest first.
 func (a *API) pageEvents(ctx context.Context, who Requester, room storage.Room, v event.RoomVersion,
-	from, bound int64, backwards bool, limit int, filter *RoomEventFilter) (page, error) {
+	from RoomToken, bound storage.TopoPos, ceiling int64, backwards bool, limit int, filter *RoomEventFilter) (page, error) {
 	p := page{next: from}
-	if limit <= 0 {
-		p.more = backwards && from > bound || !backwards && from < bound
-		return p, nil
-	}
 	batch := max(limit, 20)
+	if limit <= 0 {
+		batch = 1 // only to tell whether there is more
+	}
 	cursor := from
 	for range maxScannedBatches {
-		if backwards && cursor <= bound || !backwards && cursor >= bound {
-			return p, nil
-		}
-		lo, hi := bound, cursor
+		lo, hi := bound, cursor.pos()
 		if !backwards {
-			lo, hi = cursor, bound
+			lo, hi = cursor.pos(), bound
 		}
-		recs, err := storage.RoomEventsByStream(ctx, a.db, room.NID, lo, hi, batch, backwards)
+		recs, err := storage.RoomEventsByTopology(ctx, a.db, room.NID, lo, hi, ceiling, batch, backwards)
 		if err != nil {
 			return p, mxhttp.Internal(err)
 		}
+		if limit <= 0 {
+			p.more = len(recs) > 0
+			return p, nil
+		}
 		evs := make([]*event.Event, 0, len(recs))
-		pos := make(map[string]int64, len(recs))
+		pos := make(map[string]storage.EventRecord, len(recs))
 		for _, rec := range recs {
 			if rec.JSON == nil {
 				continue
@@ -90,7 +106,7 @@ func (a *API) pageEvents(ctx context.Context, who Requester, room storage.Room, 
 				return p, mxhttp.Internal(err)
 			}
 			evs = append(evs, ev)
-			pos[ev.ID()] = rec.StreamPos
+			pos[ev.ID()] = rec
 		}
 		visible, err := a.cfg.Rooms.VisibleEvents(ctx, who.UserID, evs)
 		if err != nil {
@@ -113,7 +129,7 @@ func (a *API) pageEvents(ctx context.Context, who Requester, room storage.Room, 
 			p.next, p.more = cursor, false
 			return p, nil
 		}
-		cursor = tokenAfter(recs[len(recs)-1].StreamPos, backwards)
+		cursor = tokenAfter(recs[len(recs)-1], backwards)
 		p.next = cursor
 		if len(recs) < batch {
 			p.more = false
@@ -124,12 +140,14 @@ func (a *API) pageEvents(ctx context.Context, who Requester, room storage.Room, 
 	return p, nil
 }
 
-// tokenAfter is the token position past an event in the direction of travel.
-func tokenAfter(pos int64, backwards bool) int64 {
+// tokenAfter is the position past an event in the direction of travel: backwards, the one
+// just before it in topological order.
+func tokenAfter(rec storage.EventRecord, backwards bool) RoomToken {
+	t := RoomToken{Topological: true, Depth: rec.Depth, Stream: rec.StreamPos}
 	if backwards {
-		return pos - 1
+		t.Stream--
 	}
-	return pos
+	return t
 }
 
 // roomEventFilterParam reads the filter query parameter of /messages and /context: a
@@ -232,34 +250,28 @@ func (a *API) messages(r *http.Request, who Requester) (mxhttp.Response, error) 
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	from := ceiling
+	from := RoomToken{Stream: ceiling}
 	if !backwards {
-		from = 0
+		from = RoomToken{}
 	}
 	if s := q.Get("from"); s != "" {
-		if from, err = parseRoomToken(s); err != nil {
+		if from, err = pageToken(s); err != nil {
 			return mxhttp.Response{}, err
 		}
 	}
-	bound := int64(0)
+	bound := storage.TopoPos{}
 	if !backwards {
-		bound = ceiling
+		bound = storage.TopoEnd
 	}
 	if s := q.Get("to"); s != "" {
-		to, err := parseRoomToken(s)
+		to, err := pageToken(s)
 		if err != nil {
 			return mxhttp.Response{}, err
 		}
-		if backwards {
-			bound = max(bound, to)
-		} else {
-			bound = min(bound, to)
-		}
+		bound = to.pos()
 	}
-	// A reader who left sees nothing past their departure, whatever token they hold.
-	start := from
-	from = min(from, ceiling)
-	p, err := a.pageEvents(ctx, who, room, v, from, bound, backwards, limit, filter)
+	// A reader who left sees nothing past their departure (ceiling), whatever token they hold.
+	p, err := a.pageEvents(ctx, who, room, v, from, bound, ceiling, backwards, limit, filter)
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
@@ -267,12 +279,12 @@ func (a *API) messages(r *http.Request, who Requester) (mxhttp.Response, error) 
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	resp := map[string]any{"start": roomToken(start), "chunk": chunk}
+	resp := map[string]any{"start": from.String(), "chunk": chunk}
 	if p.more {
-		resp["end"] = roomToken(p.next)
+		resp["end"] = p.next.String()
 	}
 	if filter != nil && filter.LazyLoadMembers {
-		state, err := a.memberStateFor(ctx, who, roomID, acc, p.events)
+		state, err := a.memberStateFor(ctx, who, roomID, acc, p.events, filter.IncludeRedundantMembers)
 		if err != nil {
 			return mxhttp.Response{}, err
 		}
@@ -282,8 +294,10 @@ func (a *API) messages(r *http.Request, who Requester) (mxhttp.Response, error) 
 }
 
 // memberStateFor is the lazy-loaded membership state for a chunk: the membership events of
-// its senders, as the room is now (or was when the reader left).
-func (a *API) memberStateFor(ctx context.Context, who Requester, roomID string, acc readAccess, evs []*event.Event) ([]ClientEvent, error) {
+// its senders, as the room is now (or was when the reader left). Unless includeRedundant,
+// those already sent to the device (by /sync or an earlier page) are left out, as lazy
+// loading allows; what is sent is recorded in the same per-device record /sync keeps.
+func (a *API) memberStateFor(ctx context.Context, who Requester, roomID string, acc readAccess, evs []*event.Event, includeRedundant bool) ([]ClientEvent, error) {
 	senders := map[string]bool{}
 	for _, ev := range evs {
 		senders[ev.Sender()] = true
@@ -307,7 +321,42 @@ func (a *API) memberStateFor(ctx context.Context, who Requester, roomID string, 
 			}
 		}
 	}
+	out, err := a.withoutSentMembers(ctx, who, roomID, out, includeRedundant)
+	if err != nil {
+		return nil, err
+	}
 	return a.formatEvents(ctx, out, FormatClient, a.now())
+}
+
+// withoutSentMembers drops the membership events the device already has (unless
+// includeRedundant) and records the rest as sent.
+func (a *API) withoutSentMembers(ctx context.Context, who Requester, roomID string, members []*event.Event, includeRedundant bool) ([]*event.Event, error) {
+	if len(members) == 0 {
+		return members, nil
+	}
+	sent, err := storage.LazyMembersSent(ctx, a.db, who.Localpart, who.DeviceID, roomID)
+	if err != nil {
+		return nil, mxhttp.Internal(err)
+	}
+	out := members[:0:0]
+	record := map[string]string{}
+	for _, ev := range members {
+		m := *ev.StateKey()
+		if sent[m] == ev.ID() && !includeRedundant {
+			continue
+		}
+		record[m] = ev.ID()
+		out = append(out, ev)
+	}
+	if len(record) > 0 {
+		err := a.db.WithTx(ctx, func(tx *storage.Tx) error {
+			return tx.RecordLazyMembersSent(ctx, who.Localpart, who.DeviceID, roomID, record)
+		})
+		if err != nil {
+			return nil, mxhttp.Internal(err)
+		}
+	}
+	return out, nil
 }
 
 // eventContext is GET /rooms/{roomId}/context/{eventId}: the event, up to limit visible events
@@ -350,11 +399,11 @@ func (a *API) eventContext(r *http.Request, who Requester) (mxhttp.Response, err
 		return mxhttp.Response{}, err
 	}
 	nBefore := limit / 2
-	before, err := a.pageEvents(ctx, who, room, v, rec.StreamPos-1, 0, true, nBefore, filter)
+	before, err := a.pageEvents(ctx, who, room, v, tokenAfter(rec, true), storage.TopoPos{}, ceiling, true, nBefore, filter)
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	after, err := a.pageEvents(ctx, who, room, v, rec.StreamPos, ceiling, false, limit-nBefore, filter)
+	after, err := a.pageEvents(ctx, who, room, v, tokenAfter(rec, false), storage.TopoEnd, ceiling, false, limit-nBefore, filter)
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
@@ -382,8 +431,8 @@ func (a *API) eventContext(r *http.Request, who Requester) (mxhttp.Response, err
 		"event":         formatted[0],
 		"events_before": formatted[1 : 1+nb],
 		"events_after":  formatted[1+nb:],
-		"start":         roomToken(before.next),
-		"end":           roomToken(after.next),
+		"start":         before.next.String(),
+		"end":           after.next.String(),
 		"state":         stateOut,
 	}), nil
 }

@@ -126,14 +126,11 @@ func (a *API) getProfile(r *http.Request, who Requester) (mxhttp.Response, error
 
 // getProfileField is GET /profile/{userId}/{keyName}.
 func (a *API) getProfileField(r *http.Request, who Requester) (mxhttp.Response, error) {
-	userID, err := roomPathVar(r, "userId")
+	vars, err := pathVars(r, "userId", "keyName")
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	key, err := roomPathVar(r, "keyName")
-	if err != nil {
-		return mxhttp.Response{}, err
-	}
+	userID, key := vars[0], vars[1]
 	fields, err := a.lookupProfile(r.Context(), who.UserID, userID, key)
 	if err != nil {
 		return mxhttp.Response{}, err
@@ -176,14 +173,11 @@ func (a *API) deleteProfileField(r *http.Request, who Requester) (mxhttp.Respons
 }
 
 func (a *API) ownProfileKey(r *http.Request, who Requester) (string, error) {
-	userID, err := roomPathVar(r, "userId")
+	v, err := pathVars(r, "userId", "keyName")
 	if err != nil {
 		return "", err
 	}
-	key, err := roomPathVar(r, "keyName")
-	if err != nil {
-		return "", err
-	}
+	userID, key := v[0], v[1]
 	if userID != who.UserID {
 		return "", mxhttp.Forbidden("you can only change your own profile")
 	}

@@ -75,18 +75,11 @@ func (e *Ephemeral) storeReceipt(ctx context.Context, rc storage.Receipt) (int64
 
 // postReceipt is POST /rooms/{roomId}/receipt/{receiptType}/{eventId}.
 func (a *API) postReceipt(r *http.Request, who Requester) (mxhttp.Response, error) {
-	roomID, err := pathRoomID(r)
+	roomID, v, err := pathRoomVars(r, "receiptType", "eventId")
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	typ, err := roomPathVar(r, "receiptType")
-	if err != nil {
-		return mxhttp.Response{}, err
-	}
-	eventID, err := roomPathVar(r, "eventId")
-	if err != nil {
-		return mxhttp.Response{}, err
-	}
+	typ, eventID := v[0], v[1]
 	var req struct {
 		ThreadID *json.RawMessage `json:"thread_id"`
 	}

@@ -21,8 +21,8 @@ type Rooms interface {
 	CreateRoom(ctx context.Context, req roomserver.CreateRoomRequest) (string, error)
 	SendEvent(ctx context.Context, p event.Proto) (*event.Event, error)
 	SendEventAlso(ctx context.Context, p event.Proto, also roomserver.AlsoInTx) (*event.Event, error)
-	JoinVia(ctx context.Context, roomID, userID string, via []string) (*event.Event, error)
-	Leave(ctx context.Context, roomID, userID string) (*event.Event, error)
+	JoinVia(ctx context.Context, roomID, userID, reason string, via []string) (*event.Event, error)
+	Leave(ctx context.Context, roomID, userID, reason string) (*event.Event, error)
 	Invite(ctx context.Context, roomID, sender, target, reason string, isDirect bool) (*event.Event, error)
 	Kick(ctx context.Context, roomID, sender, target, reason string) (*event.Event, error)
 	Ban(ctx context.Context, roomID, sender, target, reason string) (*event.Event, error)
@@ -113,6 +113,33 @@ func pathRoomID(r *http.Request) (string, error) {
 		return "", mxhttp.InvalidParam("%q is not a room id", id)
 	}
 	return id, nil
+}
+
+// pathVars returns the named path variables, unescaped, in order.
+func pathVars(r *http.Request, names ...string) ([]string, error) {
+	out := make([]string, len(names))
+	for i, name := range names {
+		v, err := roomPathVar(r, name)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// pathRoomVars returns the {roomId} of the path, checked to be a room id, and the named path
+// variables after it, unescaped, in order.
+func pathRoomVars(r *http.Request, names ...string) (string, []string, error) {
+	roomID, err := pathRoomID(r)
+	if err != nil {
+		return "", nil, err
+	}
+	vs, err := pathVars(r, names...)
+	if err != nil {
+		return "", nil, err
+	}
+	return roomID, vs, nil
 }
 
 // checkUserID checks a user id of a request body.

@@ -64,18 +64,11 @@ func (a *API) getState(r *http.Request, who Requester) (mxhttp.Response, error) 
 // getStateEvent is GET /rooms/{roomId}/state/{eventType}/{stateKey}: the content, or with
 // format=event the whole event.
 func (a *API) getStateEvent(r *http.Request, who Requester) (mxhttp.Response, error) {
-	roomID, err := pathRoomID(r)
+	roomID, v, err := pathRoomVars(r, "eventType", "stateKey")
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	typ, err := roomPathVar(r, "eventType")
-	if err != nil {
-		return mxhttp.Response{}, err
-	}
-	stateKey, err := roomPathVar(r, "stateKey")
-	if err != nil {
-		return mxhttp.Response{}, err
-	}
+	typ, stateKey := v[0], v[1]
 	format := r.URL.Query().Get("format")
 	if format != "" && format != "content" && format != "event" {
 		return mxhttp.Response{}, mxhttp.InvalidParam("format must be content or event")
@@ -121,14 +114,11 @@ func (a *API) getStateEvent(r *http.Request, who Requester) (mxhttp.Response, er
 // getEvent is GET /rooms/{roomId}/event/{eventId}. An event the user may not see is answered
 // as one that does not exist.
 func (a *API) getEvent(r *http.Request, who Requester) (mxhttp.Response, error) {
-	roomID, err := pathRoomID(r)
+	roomID, v, err := pathRoomVars(r, "eventId")
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	eventID, err := roomPathVar(r, "eventId")
-	if err != nil {
-		return mxhttp.Response{}, err
-	}
+	eventID := v[0]
 	ctx := r.Context()
 	if _, err := a.roomReadAccess(ctx, roomID, who.UserID); err != nil {
 		return mxhttp.Response{}, err

@@ -127,27 +127,36 @@ func (a *API) withTxn(ctx context.Context, who Requester, endpoint, txnID string
 	return eventIDResponse(ev.ID()), nil
 }
 
-// sendMessage is PUT /rooms/{roomId}/send/{eventType}/{txnId}.
-func (a *API) sendMessage(r *http.Request, who Requester) (mxhttp.Response, error) {
-	roomID, err := pathRoomID(r)
+// eventPut is what PUT /send and PUT /state read alike: the room, the event type, the last path
+// variable (transaction id or state key) and the content.
+type eventPut struct {
+	roomID, typ, last string
+	content           json.RawMessage
+}
+
+// readEventPut reads an eventPut, once the sender is within the rate limit for sending.
+func (a *API) readEventPut(r *http.Request, who Requester, last string) (eventPut, error) {
+	roomID, v, err := pathRoomVars(r, "eventType", last)
 	if err != nil {
-		return mxhttp.Response{}, err
-	}
-	typ, err := roomPathVar(r, "eventType")
-	if err != nil {
-		return mxhttp.Response{}, err
-	}
-	txnID, err := roomPathVar(r, "txnId")
-	if err != nil {
-		return mxhttp.Response{}, err
+		return eventPut{}, err
 	}
 	if err := a.allowUser("send", who.Localpart); err != nil {
-		return mxhttp.Response{}, err
+		return eventPut{}, err
 	}
 	content, err := readContent(r)
 	if err != nil {
+		return eventPut{}, err
+	}
+	return eventPut{roomID: roomID, typ: v[0], last: v[1], content: content}, nil
+}
+
+// sendMessage is PUT /rooms/{roomId}/send/{eventType}/{txnId}.
+func (a *API) sendMessage(r *http.Request, who Requester) (mxhttp.Response, error) {
+	p, err := a.readEventPut(r, who, "txnId")
+	if err != nil {
 		return mxhttp.Response{}, err
 	}
+	roomID, typ, txnID, content := p.roomID, p.typ, p.last, p.content
 	ctx := r.Context()
 	if typ == "m.room.redaction" {
 		// Since v1.18 a redaction may be sent this way in every room version; it gets the
@@ -172,25 +181,11 @@ func (a *API) sendMessage(r *http.Request, who Requester) (mxhttp.Response, erro
 // it already holds sends nothing and answers with the current event, as Synapse does, so that
 // clients retrying a state change do not fill the timeline.
 func (a *API) putState(r *http.Request, who Requester) (mxhttp.Response, error) {
-	roomID, err := pathRoomID(r)
+	p, err := a.readEventPut(r, who, "stateKey")
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	typ, err := roomPathVar(r, "eventType")
-	if err != nil {
-		return mxhttp.Response{}, err
-	}
-	stateKey, err := roomPathVar(r, "stateKey")
-	if err != nil {
-		return mxhttp.Response{}, err
-	}
-	if err := a.allowUser("send", who.Localpart); err != nil {
-		return mxhttp.Response{}, err
-	}
-	content, err := readContent(r)
-	if err != nil {
-		return mxhttp.Response{}, err
-	}
+	roomID, typ, stateKey, content := p.roomID, p.typ, p.last, p.content
 	ctx := r.Context()
 	if typ == "m.room.canonical_alias" && stateKey == "" {
 		if err := a.checkCanonicalAlias(ctx, roomID, content); err != nil {
@@ -262,18 +257,11 @@ func badAlias(format string, args ...any) *mxhttp.Error {
 
 // redact is PUT /rooms/{roomId}/redact/{eventId}/{txnId}.
 func (a *API) redact(r *http.Request, who Requester) (mxhttp.Response, error) {
-	roomID, err := pathRoomID(r)
+	roomID, v, err := pathRoomVars(r, "eventId", "txnId")
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	eventID, err := roomPathVar(r, "eventId")
-	if err != nil {
-		return mxhttp.Response{}, err
-	}
-	txnID, err := roomPathVar(r, "txnId")
-	if err != nil {
-		return mxhttp.Response{}, err
-	}
+	eventID, txnID := v[0], v[1]
 	if err := a.allowUser("send", who.Localpart); err != nil {
 		return mxhttp.Response{}, err
 	}

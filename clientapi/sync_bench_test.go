@@ -8,6 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -145,4 +149,76 @@ func BenchmarkSendToWake(b *testing.B) {
 		since = resp["next_batch"].(string)
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "wake-ms")
+}
+
+// BenchmarkInitialSyncLazyMembers: the initial sync, with lazy-loaded members, of a user in
+// 300 public rooms of 300 members each (the user and 299 others; each room's timeline ends
+// with a message from one of them). The rooms are built once, untimed; b.Loop runs the
+// function body once. Set MYELIN_BENCH_MEMBERS to build smaller rooms.
+func BenchmarkInitialSyncLazyMembers(b *testing.B) {
+	const nRooms = 300
+	nMembers := 300
+	if s := os.Getenv("MYELIN_BENCH_MEMBERS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			b.Fatalf("MYELIN_BENCH_MEMBERS=%q", s)
+		}
+		nMembers = n
+	}
+	sb := newSyncBench(b, 0)
+	ctx := context.Background()
+	built := time.Now()
+	for i := range nRooms {
+		id, err := sb.rooms.CreateRoom(ctx, roomserver.CreateRoomRequest{
+			Creator: sb.userID, Preset: "public_chat", Name: fmt.Sprint("room ", i),
+			CreationContent: json.RawMessage(fmt.Sprintf(`{"org.example.bench":%d}`, i)),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sb.roomID = append(sb.roomID, id)
+	}
+	// Joins are serialised per room and run in parallel across rooms.
+	var wg sync.WaitGroup
+	errs := make(chan error, nRooms)
+	work := make(chan string)
+	for range 8 {
+		wg.Go(func() {
+			for roomID := range work {
+				for m := 1; m < nMembers; m++ {
+					if _, err := sb.rooms.Join(ctx, roomID, fmt.Sprintf("@member%d:bench.test", m)); err != nil {
+						errs <- err
+						return
+					}
+				}
+				if nMembers > 1 {
+					content := json.RawMessage(`{"msgtype":"m.text","body":"hello"}`)
+					_, err := sb.rooms.SendEvent(ctx, event.Proto{Type: "m.room.message", Sender: "@member1:bench.test", RoomID: roomID, Content: content})
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		})
+	}
+	for _, id := range sb.roomID {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.Logf("built %d rooms of %d members in %v", nRooms, nMembers, time.Since(built).Round(time.Second))
+
+	filter := url.QueryEscape(`{"room":{"state":{"lazy_load_members":true}}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp := sb.do(b, "GET", "/_matrix/client/v3/sync?filter="+filter, nil)
+		if n := len(resp["rooms"].(map[string]any)["join"].(map[string]any)); n != nRooms {
+			b.Fatalf("initial sync returned %d rooms, want %d", n, nRooms)
+		}
+	}
 }

@@ -342,7 +342,17 @@ func (h *syncHandlers) stateFor(ctx context.Context, ur storage.UserRoom, w *roo
 			return rs, nil
 		}
 	}
-	evs, err := h.stateEvents(ctx, snap, keys, full, w.version)
+	// A full state section with lazy-loaded members keeps only a few of the room's membership
+	// events, which lazyMembers reads by key: the others are not loaded at all.
+	var skip storage.TypeNID
+	if full && req.filter.Room.State.LazyLoadMembers {
+		types, err := storage.LookupTypeNIDs(ctx, h.db, []string{"m.room.member"})
+		if err != nil {
+			return rs, err
+		}
+		skip = types["m.room.member"]
+	}
+	evs, err := h.stateEvents(ctx, snap, keys, full, w.version, skip)
 	if err != nil {
 		return rs, err
 	}
@@ -361,8 +371,9 @@ func (h *syncHandlers) stateFor(ctx context.Context, ur storage.UserRoom, w *roo
 	return rs, nil
 }
 
-// stateEvents reads the events of a snapshot: all of them when all is set, else those of keys.
-func (h *syncHandlers) stateEvents(ctx context.Context, snap storage.SnapshotNID, keys []storage.StateKey, all bool, v event.RoomVersion) ([]*event.Event, error) {
+// stateEvents reads the events of a snapshot: all of them when all is set, else those of keys;
+// never those of type skip (0 skips nothing).
+func (h *syncHandlers) stateEvents(ctx context.Context, snap storage.SnapshotNID, keys []storage.StateKey, all bool, v event.RoomVersion, skip storage.TypeNID) ([]*event.Event, error) {
 	var entries []storage.StateEntry
 	var err error
 	if all {
@@ -373,9 +384,11 @@ func (h *syncHandlers) stateEvents(ctx context.Context, snap storage.SnapshotNID
 	if err != nil || len(entries) == 0 {
 		return nil, err
 	}
-	nids := make([]storage.EventNID, len(entries))
-	for i, e := range entries {
-		nids[i] = e.Event
+	nids := make([]storage.EventNID, 0, len(entries))
+	for _, e := range entries {
+		if skip == 0 || e.Key.Type != skip {
+			nids = append(nids, e.Event)
+		}
 	}
 	recs, err := storage.EventsByNID(ctx, h.db, nids)
 	if err != nil {
@@ -456,11 +469,16 @@ func (h *syncHandlers) lazyMembers(ctx context.Context, who Requester, ur storag
 		if rs.stateAfter {
 			snap = w.endSnap
 		}
-		evs, err := h.stateEvents(ctx, snap, keys, false, w.version)
+		evs, err := h.stateEvents(ctx, snap, keys, false, w.version, 0)
 		if err != nil {
 			return err
 		}
-		kept = append(kept, evs...)
+		for _, ev := range evs {
+			// On a full sync these were left for here by stateFor, before its filter.
+			if !full || req.filter.Room.State.Allows(ev) {
+				kept = append(kept, ev)
+			}
+		}
 	}
 	sent, err := storage.LazyMembersSent(ctx, h.db, who.Localpart, who.DeviceID, ur.RoomID)
 	if err != nil {
@@ -763,7 +781,7 @@ func (h *syncHandlers) strippedState(ctx context.Context, ur storage.UserRoom) (
 				keys = append(keys, storage.StateKey{Type: t, StateKey: k})
 			}
 		}
-		evs, err := h.stateEvents(ctx, recs[0].StateBefore, keys, false, v)
+		evs, err := h.stateEvents(ctx, recs[0].StateBefore, keys, false, v, 0)
 		if err != nil {
 			return nil, err
 		}

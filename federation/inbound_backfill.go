@@ -10,10 +10,7 @@ import (
 // backfill is GET /_matrix/federation/v1/backfill/{roomId}?v=&limit=: the events preceding
 // the given ones, them included, that the asking server may see.
 func (s *Server) backfill(r *http.Request) (mxhttp.Response, error) {
-	if _, err := s.rooms(); err != nil {
-		return mxhttp.Response{}, err
-	}
-	roomID, err := pathVar(r, "roomID")
+	roomID, err := s.pathRoom(r)
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
@@ -42,10 +39,7 @@ func (s *Server) backfill(r *http.Request) (mxhttp.Response, error) {
 
 // getMissingEvents is POST /_matrix/federation/v1/get_missing_events/{roomId}.
 func (s *Server) getMissingEvents(r *http.Request) (mxhttp.Response, error) {
-	if _, err := s.rooms(); err != nil {
-		return mxhttp.Response{}, err
-	}
-	roomID, err := pathVar(r, "roomID")
+	roomID, err := s.pathRoom(r)
 	if err != nil {
 		return mxhttp.Response{}, err
 	}

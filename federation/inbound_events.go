@@ -111,10 +111,7 @@ func eventIDs(evs []*event.Event) []string {
 
 // getEventAuth is GET /_matrix/federation/v1/event_auth/{roomId}/{eventId}.
 func (s *Server) getEventAuth(r *http.Request) (mxhttp.Response, error) {
-	if _, err := s.rooms(); err != nil {
-		return mxhttp.Response{}, err
-	}
-	roomID, err := pathVar(r, "roomID")
+	roomID, err := s.pathRoom(r)
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
@@ -135,10 +132,7 @@ func (s *Server) getEventAuth(r *http.Request) (mxhttp.Response, error) {
 
 // timestampToEvent is GET /_matrix/federation/v1/timestamp_to_event/{roomId}?ts=&dir=.
 func (s *Server) timestampToEvent(r *http.Request) (mxhttp.Response, error) {
-	if _, err := s.rooms(); err != nil {
-		return mxhttp.Response{}, err
-	}
-	roomID, err := pathVar(r, "roomID")
+	roomID, err := s.pathRoom(r)
 	if err != nil {
 		return mxhttp.Response{}, err
 	}

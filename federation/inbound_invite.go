@@ -68,15 +68,7 @@ func (s *Server) inviteV1(r *http.Request) (mxhttp.Response, error) {
 // receiveInvite checks an invite of one of our users and has the room server counter-sign
 // (and, for a room this server is not in, keep) it.
 func (s *Server) receiveInvite(r *http.Request, version string, raw json.RawMessage, inviteState []json.RawMessage) (*event.Event, error) {
-	rooms, err := s.rooms()
-	if err != nil {
-		return nil, err
-	}
-	roomID, err := pathVar(r, "roomID")
-	if err != nil {
-		return nil, err
-	}
-	eventID, err := pathVar(r, "eventID")
+	rooms, roomID, eventID, err := s.pathRoomEvent(r)
 	if err != nil {
 		return nil, err
 	}

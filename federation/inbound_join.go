@@ -81,15 +81,7 @@ func (s *Server) makeMembership(membership, versions string) mxhttp.HandlerFunc 
 // with the id of the path; the room server then takes it into the room, and the other
 // servers of the room are sent it.
 func (s *Server) acceptMembership(r *http.Request, membership string) (*event.Event, error) {
-	rooms, err := s.rooms()
-	if err != nil {
-		return nil, err
-	}
-	roomID, err := pathVar(r, "roomID")
-	if err != nil {
-		return nil, err
-	}
-	eventID, err := pathVar(r, "eventID")
+	rooms, roomID, eventID, err := s.pathRoomEvent(r)
 	if err != nil {
 		return nil, err
 	}

@@ -74,6 +74,29 @@ func pathVar(r *http.Request, name string) (string, error) {
 	return v, nil
 }
 
+// pathRoom returns the {roomID} of a request about a room, once this server serves rooms.
+func (s *Server) pathRoom(r *http.Request) (string, error) {
+	if _, err := s.rooms(); err != nil {
+		return "", err
+	}
+	return pathVar(r, "roomID")
+}
+
+// pathRoomEvent returns the room server, and the {roomID} and {eventID} of a request about an
+// event of a room.
+func (s *Server) pathRoomEvent(r *http.Request) (rooms RoomServer, roomID, eventID string, err error) {
+	if rooms, err = s.rooms(); err != nil {
+		return nil, "", "", err
+	}
+	if roomID, err = pathVar(r, "roomID"); err != nil {
+		return nil, "", "", err
+	}
+	if eventID, err = pathVar(r, "eventID"); err != nil {
+		return nil, "", "", err
+	}
+	return rooms, roomID, eventID, nil
+}
+
 // roomError maps the room server's errors to Matrix errors.
 func roomError(err error) error {
 	var me *mxhttp.Error

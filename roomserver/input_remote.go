@@ -36,25 +36,15 @@ const (
 // current state (soft failure). Events it refers to that this server does not have are
 // reported in a *MissingEventsError; fetching them is the caller's business.
 func (s *Server) InputRemote(ctx context.Context, ev *event.Event) (InputStatus, error) {
-	slot, unlock, err := s.lockRoom(ctx, ev.RoomID())
+	rs, unlock, err := s.lockLoaded(ctx, ev.RoomID())
 	if err != nil {
 		return 0, err
 	}
 	defer unlock()
-	rs, err := s.loadRoom(ctx, slot, ev.RoomID())
-	if err != nil {
+	if known, err := s.admitRemote(ctx, rs, ev); err != nil {
 		return 0, err
-	}
-	if ev.Version().ID != rs.version.ID {
-		return 0, fmt.Errorf("%w: event of room version %s in a room of version %s", ErrInvalid, ev.Version().ID, rs.version.ID)
-	}
-	if ev.Type() == auth.TypeCreate {
-		return 0, fmt.Errorf("%w: the room has a create event already", ErrInvalid)
-	}
-	if _, err := storage.EventByID(ctx, s.db, ev.ID()); err == nil {
+	} else if known {
 		return AlreadyKnown, nil
-	} else if !isNotFound(err) {
-		return 0, err
 	}
 
 	authRecs, err := storage.EventsByID(ctx, s.db, ev.AuthEventIDs())
@@ -75,22 +65,9 @@ func (s *Server) InputRemote(ctx context.Context, ev *event.Event) (InputStatus,
 	}
 
 	// 1. Auth against the event's own auth events.
-	authEvents, err := s.parseAll(authRecs)
+	reason, authNIDs, err := s.checkAuthEvents(rs, create, ev, authRecs)
 	if err != nil {
 		return 0, err
-	}
-	reason := auth.CheckAuthEventsList(ev, authEvents)
-	if reason == nil {
-		for _, rec := range authRecs {
-			if rec.Rejected {
-				reason = fmt.Errorf("%w: auth event %s was rejected", auth.ErrNotAllowed, rec.EventID)
-			}
-		}
-	}
-	if reason == nil {
-		authState := auth.NewStateMap(authEvents...)
-		authState.Add(create.ev)
-		reason = auth.Check(ev, authState)
 	}
 
 	// 2. Auth against the state before the event.
@@ -110,13 +87,6 @@ func (s *Server) InputRemote(ctx context.Context, ev *event.Event) (InputStatus,
 		}
 	}
 
-	authNIDs := make([]storage.EventNID, 0, len(authRecs)+1)
-	for _, rec := range authRecs {
-		authNIDs = append(authNIDs, rec.NID)
-	}
-	if rs.version.RoomIDFromCreateEvent && !slices.Contains(authNIDs, create.nid) {
-		authNIDs = append(authNIDs, create.nid)
-	}
 	accepted := reason == nil && !softFailed
 	status := Accepted
 	switch {
@@ -134,6 +104,54 @@ func (s *Server) InputRemote(ctx context.Context, ev *event.Event) (InputStatus,
 		return Rejected, fmt.Errorf("%w: %w", ErrRejected, reason)
 	}
 	return status, nil
+}
+
+// admitRemote applies what every event from another server must pass before its checks on
+// receipt: it has the room's version and is not a second create event. known reports that the
+// event is stored already, so there is nothing to do.
+func (s *Server) admitRemote(ctx context.Context, rs *roomState, ev *event.Event) (known bool, err error) {
+	if ev.Version().ID != rs.version.ID {
+		return false, fmt.Errorf("%w: event of room version %s in a room of version %s", ErrInvalid, ev.Version().ID, rs.version.ID)
+	}
+	if ev.Type() == auth.TypeCreate {
+		return false, fmt.Errorf("%w: the room has a create event already", ErrInvalid)
+	}
+	if _, err := storage.EventByID(ctx, s.db, ev.ID()); err == nil {
+		return true, nil
+	} else if !isNotFound(err) {
+		return false, err
+	}
+	return false, nil
+}
+
+// checkAuthEvents is the first check on receipt: auth of ev against its own auth events (all
+// stored, as authRecs), none of which may be rejected. reason says why ev fails it. authNIDs
+// are the auth edges to store: the auth events, and the create event in room versions whose
+// room id names it, where events do not list it.
+func (s *Server) checkAuthEvents(rs *roomState, create *eventRef, ev *event.Event, authRecs []storage.EventRecord) (reason error, authNIDs []storage.EventNID, err error) {
+	authEvents, err := s.parseAll(authRecs)
+	if err != nil {
+		return nil, nil, err
+	}
+	reason = auth.CheckAuthEventsList(ev, authEvents)
+	for _, rec := range authRecs {
+		if reason == nil && rec.Rejected {
+			reason = fmt.Errorf("%w: auth event %s was rejected", auth.ErrNotAllowed, rec.EventID)
+		}
+	}
+	if reason == nil {
+		st := auth.NewStateMap(authEvents...)
+		st.Add(create.ev)
+		reason = auth.Check(ev, st)
+	}
+	authNIDs = make([]storage.EventNID, 0, len(authRecs)+1)
+	for _, rec := range authRecs {
+		authNIDs = append(authNIDs, rec.NID)
+	}
+	if rs.version.RoomIDFromCreateEvent && !slices.Contains(authNIDs, create.nid) {
+		authNIDs = append(authNIDs, create.nid)
+	}
+	return reason, authNIDs, nil
 }
 
 func missingIDs(ids []string, recs []storage.EventRecord) []string {

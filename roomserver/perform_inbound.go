@@ -42,15 +42,11 @@ func (s *Server) MakeMembership(ctx context.Context, roomID, userID, membership 
 	if _, err := event.ParseUserID(userID); err != nil {
 		return MembershipTemplate{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	slot, unlock, err := s.lockRoom(ctx, roomID)
+	rs, unlock, err := s.lockLoaded(ctx, roomID)
 	if err != nil {
 		return MembershipTemplate{}, err
 	}
 	defer unlock()
-	rs, err := s.loadRoom(ctx, slot, roomID)
-	if err != nil {
-		return MembershipTemplate{}, err
-	}
 	if rs.state[createTuple] == nil {
 		return MembershipTemplate{}, fmt.Errorf("%w: room %s", ErrNotFound, roomID)
 	}
@@ -300,15 +296,11 @@ func (s *Server) ReceiveInvite(ctx context.Context, ev *event.Event, inviteState
 
 // checkCurrent applies the auth rules to ev with the room's current state.
 func (s *Server) checkCurrent(ctx context.Context, ev *event.Event) error {
-	slot, unlock, err := s.lockRoom(ctx, ev.RoomID())
+	rs, unlock, err := s.lockLoaded(ctx, ev.RoomID())
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	rs, err := s.loadRoom(ctx, slot, ev.RoomID())
-	if err != nil {
-		return err
-	}
 	if ev.Version().ID != rs.version.ID {
 		return fmt.Errorf("%w: event of room version %s in a room of version %s", ErrInvalid, ev.Version().ID, rs.version.ID)
 	}
@@ -386,25 +378,15 @@ func (s *Server) ForwardExtremities(ctx context.Context, roomID string) ([]*even
 // no state, never a forward extremity. The caller has checked signatures and content hash.
 // An event refused by its auth events is stored as a rejected outlier.
 func (s *Server) InputOutlier(ctx context.Context, ev *event.Event) (InputStatus, error) {
-	slot, unlock, err := s.lockRoom(ctx, ev.RoomID())
+	rs, unlock, err := s.lockLoaded(ctx, ev.RoomID())
 	if err != nil {
 		return 0, err
 	}
 	defer unlock()
-	rs, err := s.loadRoom(ctx, slot, ev.RoomID())
-	if err != nil {
+	if known, err := s.admitRemote(ctx, rs, ev); err != nil {
 		return 0, err
-	}
-	if ev.Version().ID != rs.version.ID {
-		return 0, fmt.Errorf("%w: event of room version %s in a room of version %s", ErrInvalid, ev.Version().ID, rs.version.ID)
-	}
-	if ev.Type() == auth.TypeCreate {
-		return 0, fmt.Errorf("%w: the room has a create event already", ErrInvalid)
-	}
-	if _, err := storage.EventByID(ctx, s.db, ev.ID()); err == nil {
+	} else if known {
 		return AlreadyKnown, nil
-	} else if !isNotFound(err) {
-		return 0, err
 	}
 	authRecs, err := storage.EventsByID(ctx, s.db, ev.AuthEventIDs())
 	if err != nil {
@@ -417,27 +399,9 @@ func (s *Server) InputOutlier(ctx context.Context, ev *event.Event) (InputStatus
 	if err := s.load(ctx, create); err != nil {
 		return 0, err
 	}
-	authEvents, err := s.parseAll(authRecs)
+	reason, authNIDs, err := s.checkAuthEvents(rs, create, ev, authRecs)
 	if err != nil {
 		return 0, err
-	}
-	reason := auth.CheckAuthEventsList(ev, authEvents)
-	for _, rec := range authRecs {
-		if reason == nil && rec.Rejected {
-			reason = fmt.Errorf("%w: auth event %s was rejected", auth.ErrNotAllowed, rec.EventID)
-		}
-	}
-	if reason == nil {
-		st := auth.NewStateMap(authEvents...)
-		st.Add(create.ev)
-		reason = auth.Check(ev, st)
-	}
-	authNIDs := make([]storage.EventNID, 0, len(authRecs)+1)
-	for _, rec := range authRecs {
-		authNIDs = append(authNIDs, rec.NID)
-	}
-	if rs.version.RoomIDFromCreateEvent && !slices.Contains(authNIDs, create.nid) {
-		authNIDs = append(authNIDs, create.nid)
 	}
 	ti := txInterner{in: &s.intern}
 	var redacted []string

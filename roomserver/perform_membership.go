@@ -14,18 +14,19 @@ import (
 // server is not in is joined over federation; ErrRemoteJoinUnsupported when there is no
 // server to ask.
 func (s *Server) Join(ctx context.Context, roomID, userID string) (*event.Event, error) {
-	return s.JoinVia(ctx, roomID, userID, nil)
+	return s.JoinVia(ctx, roomID, userID, "", nil)
 }
 
 // Leave makes a local user leave a room, or reject an invite, or withdraw a knock; through
-// another server when this server is not in the room (perform_remote.go).
-func (s *Server) Leave(ctx context.Context, roomID, userID string) (*event.Event, error) {
+// another server when this server is not in the room (perform_remote.go). A non-empty reason
+// goes into the membership event's content.
+func (s *Server) Leave(ctx context.Context, roomID, userID, reason string) (*event.Event, error) {
 	if s.opts.Federation != nil && s.isLocalUser(userID) {
-		if ev, handled, err := s.leaveRemote(ctx, roomID, userID); handled {
+		if ev, handled, err := s.leaveRemote(ctx, roomID, userID, reason); handled {
 			return ev, err
 		}
 	}
-	return s.sendMembership(ctx, roomID, userID, userID, "leave", "", nil)
+	return s.sendMembership(ctx, roomID, userID, userID, "leave", reason, nil)
 }
 
 // Invite invites target on behalf of sender. isDirect marks the invite as a direct chat.

@@ -31,8 +31,8 @@ const remoteTimeout = 30 * time.Second
 // joined), the join is a local event. Otherwise the join goes through another server: via
 // first, then the server that invited the user, the server named in the room id, and the
 // servers the room's last known state has joined; ErrRemoteJoinUnsupported when there is no
-// candidate or no federation.
-func (s *Server) JoinVia(ctx context.Context, roomID, userID string, via []string) (*event.Event, error) {
+// candidate or no federation. A non-empty reason goes into the join event's content.
+func (s *Server) JoinVia(ctx context.Context, roomID, userID, reason string, via []string) (*event.Event, error) {
 	if !s.isLocalUser(userID) {
 		return nil, fmt.Errorf("%w: %q is not a user of this server", ErrInvalid, userID)
 	}
@@ -59,12 +59,12 @@ func (s *Server) JoinVia(ctx context.Context, roomID, userID string, via []strin
 			return nil, fmt.Errorf("%w: %s", ErrRemoteJoinUnsupported, roomID)
 		}
 		// In the room, or in a room everyone has left with no one to ask: a local join.
-		return s.sendMembership(ctx, roomID, userID, userID, "join", "", nil)
+		return s.sendMembership(ctx, roomID, userID, userID, "join", reason, nil)
 	}
 	defer unlock()
 	var errs []error
 	for _, server := range candidates {
-		ev, err := s.joinThrough(ctx, slot, server, roomID, userID)
+		ev, err := s.joinThrough(ctx, slot, server, roomID, userID, reason)
 		if err == nil {
 			if err := s.ForgetRemoteInvite(ctx, userID, roomID); err != nil {
 				return nil, err
@@ -91,6 +91,14 @@ func (s *Server) ResolveRemoteAlias(ctx context.Context, alias string) (roomID s
 	return s.opts.Federation.QueryDirectory(ctx, alias)
 }
 
+// reasonContent is the content a membership template gets for a reason: none when empty.
+func reasonContent(reason string) map[string]any {
+	if reason == "" {
+		return nil
+	}
+	return map[string]any{"reason": reason}
+}
+
 // remoteFailure turns the errors of every candidate into one: a refusal (ErrNotAllowed,
 // ErrNotFound, an unsupported room version) if every server refused, else ErrRemoteFailed.
 func remoteFailure(errs []error) error {
@@ -115,10 +123,10 @@ func remoteFailure(errs []error) error {
 
 // joinThrough makes the join handshake with one server and stores the room. The caller holds
 // the room's lock (slot).
-func (s *Server) joinThrough(ctx context.Context, slot *roomSlot, server, roomID, userID string) (*event.Event, error) {
+func (s *Server) joinThrough(ctx context.Context, slot *roomSlot, server, roomID, userID, reason string) (*event.Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
 	defer cancel()
-	profile, err := s.withProfile(ctx, userID, nil)
+	profile, err := s.withProfile(ctx, userID, reasonContent(reason))
 	if err != nil {
 		return nil, err
 	}
@@ -586,7 +594,7 @@ func authOrder(byID map[string]*event.Event) []*event.Event {
 // a pending remote invite is forgotten here (the inviting server never learns of it), and an
 // invite in a room whose state this server still has is answered with a local leave event,
 // queued for the room's servers.
-func (s *Server) leaveRemote(ctx context.Context, roomID, userID string) (ev *event.Event, handled bool, err error) {
+func (s *Server) leaveRemote(ctx context.Context, roomID, userID, reason string) (ev *event.Event, handled bool, err error) {
 	in, err := s.participating(ctx, roomID)
 	if err != nil || in {
 		return nil, false, err
@@ -612,7 +620,7 @@ func (s *Server) leaveRemote(ctx context.Context, roomID, userID string) (ev *ev
 	}
 	var errs []error
 	for _, server := range candidates {
-		ev, err := s.leaveThrough(ctx, server, roomID, userID)
+		ev, err := s.leaveThrough(ctx, server, roomID, userID, reason)
 		if err == nil {
 			return ev, true, s.ForgetRemoteInvite(ctx, userID, roomID)
 		}
@@ -633,10 +641,10 @@ func (s *Server) leaveRemote(ctx context.Context, roomID, userID string) (ev *ev
 	return nil, false, nil
 }
 
-func (s *Server) leaveThrough(ctx context.Context, server, roomID, userID string) (*event.Event, error) {
+func (s *Server) leaveThrough(ctx context.Context, server, roomID, userID, reason string) (*event.Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
 	defer cancel()
-	ev, _, err := s.remoteTemplate(ctx, server, "leave", roomID, userID, nil)
+	ev, _, err := s.remoteTemplate(ctx, server, "leave", roomID, userID, reasonContent(reason))
 	if err != nil {
 		return nil, err
 	}
@@ -655,10 +663,7 @@ func (s *Server) knockRemote(ctx context.Context, roomID, userID, reason string,
 	if len(candidates) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrRemoteJoinUnsupported, roomID)
 	}
-	var extra map[string]any
-	if reason != "" {
-		extra = map[string]any{"reason": reason}
-	}
+	extra := reasonContent(reason)
 	var errs []error
 	for _, server := range candidates {
 		ev, err := func() (*event.Event, error) {

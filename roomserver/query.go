@@ -116,15 +116,7 @@ func (s *Server) stateAt(ctx context.Context, eventID string, after bool) ([]*ev
 		if after {
 			snap = rec.StateAfter
 		}
-		entries, err := storage.SnapshotState(ctx, r, snap)
-		if err != nil {
-			return err
-		}
-		nids := make([]storage.EventNID, len(entries))
-		for i, e := range entries {
-			nids[i] = e.Event
-		}
-		recs, err := storage.EventsByNID(ctx, r, nids)
+		_, recs, err := snapshotEvents(ctx, r, snap)
 		if err != nil {
 			return err
 		}
@@ -183,4 +175,21 @@ func (s *Server) JoinedRooms(ctx context.Context, userID string) ([]string, erro
 // knocks, ...), sorted.
 func (s *Server) RoomsWithMembership(ctx context.Context, userID, membership string) ([]string, error) {
 	return storage.RoomsOfUser(ctx, s.db, userID, membership)
+}
+
+// snapshotEvents reads the events of a full state snapshot, and their short ids.
+func snapshotEvents(ctx context.Context, r storage.Reader, snap storage.SnapshotNID) ([]storage.EventNID, []storage.EventRecord, error) {
+	entries, err := storage.SnapshotState(ctx, r, snap)
+	if err != nil {
+		return nil, nil, err
+	}
+	nids := make([]storage.EventNID, len(entries))
+	for i, e := range entries {
+		nids[i] = e.Event
+	}
+	recs, err := storage.EventsByNID(ctx, r, nids)
+	if err != nil {
+		return nil, nil, err
+	}
+	return nids, recs, nil
 }

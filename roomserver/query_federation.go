@@ -55,34 +55,36 @@ func (s *Server) eventRecord(ctx context.Context, r storage.Reader, eventID stri
 	return rec, err
 }
 
+// roomEventRecord returns the stored record of an event of a room; ErrNotFound if the event is
+// not stored or not in the room.
+func (s *Server) roomEventRecord(ctx context.Context, r storage.Reader, roomID, eventID string) (storage.EventRecord, error) {
+	rec, err := s.eventRecord(ctx, r, eventID)
+	if err != nil {
+		return rec, err
+	}
+	room, err := s.room(ctx, r, roomID)
+	if err != nil {
+		return rec, err
+	}
+	if rec.Room != room.NID {
+		return rec, fmt.Errorf("%w: event %s is not in %s", ErrNotFound, eventID, roomID)
+	}
+	return rec, nil
+}
+
 // StateForFederation returns the state of a room before an event and the auth chain of that
 // state, as /state and /state_ids answer. ErrNotFound if the event is not an event of the
 // room; ErrStateUnknown if this server does not know the state at it.
 func (s *Server) StateForFederation(ctx context.Context, roomID, eventID string) (state, authChain []*event.Event, err error) {
 	err = s.db.WithReadTx(ctx, func(r storage.Reader) error {
-		rec, err := s.eventRecord(ctx, r, eventID)
+		rec, err := s.roomEventRecord(ctx, r, roomID, eventID)
 		if err != nil {
 			return err
-		}
-		room, err := s.room(ctx, r, roomID)
-		if err != nil {
-			return err
-		}
-		if rec.Room != room.NID {
-			return fmt.Errorf("%w: event %s is not in %s", ErrNotFound, eventID, roomID)
 		}
 		if rec.Outlier || rec.Rejected || rec.StateBefore == 0 {
 			return fmt.Errorf("%w: %s", ErrStateUnknown, eventID)
 		}
-		entries, err := storage.SnapshotState(ctx, r, rec.StateBefore)
-		if err != nil {
-			return err
-		}
-		nids := make([]storage.EventNID, len(entries))
-		for i, e := range entries {
-			nids[i] = e.Event
-		}
-		recs, err := storage.EventsByNID(ctx, r, nids)
+		nids, recs, err := snapshotEvents(ctx, r, rec.StateBefore)
 		if err != nil {
 			return err
 		}
@@ -100,16 +102,9 @@ func (s *Server) StateForFederation(ctx context.Context, roomID, eventID string)
 func (s *Server) AuthChainForFederation(ctx context.Context, roomID, eventID string) ([]*event.Event, error) {
 	var out []*event.Event
 	err := s.db.WithReadTx(ctx, func(r storage.Reader) error {
-		rec, err := s.eventRecord(ctx, r, eventID)
+		rec, err := s.roomEventRecord(ctx, r, roomID, eventID)
 		if err != nil {
 			return err
-		}
-		room, err := s.room(ctx, r, roomID)
-		if err != nil {
-			return err
-		}
-		if rec.Room != room.NID {
-			return fmt.Errorf("%w: event %s is not in %s", ErrNotFound, eventID, roomID)
 		}
 		out, err = s.authChainOf(ctx, r, []storage.EventNID{rec.NID})
 		return err
@@ -289,122 +284,79 @@ func (s *Server) EventNearTimestamp(ctx context.Context, roomID string, ts int64
 //
 // Outliers and rejected events are never visible: this server cannot vouch for their state.
 func (s *Server) ServerVisibleEvents(ctx context.Context, server string, evs []*event.Event) ([]*event.Event, error) {
-	if len(evs) == 0 {
-		return nil, nil
+	return s.visibleEvents(ctx, evs, &serverVisibility{server: server, intern: &s.intern, joinedNow: map[storage.RoomNID]bool{}})
+}
+
+// serverVisibility is the visibility policy for a server: the memberships of all its users count.
+type serverVisibility struct {
+	server    string
+	intern    *interner
+	joinedNow map[storage.RoomNID]bool
+}
+
+func (v *serverVisibility) stateEvents(ctx context.Context, r storage.Reader, snap storage.SnapshotNID) ([]storage.EventNID, error) {
+	entries, err := storage.SnapshotState(ctx, r, snap)
+	if err != nil {
+		return nil, err
 	}
-	ids := make([]string, len(evs))
-	for i, ev := range evs {
-		ids[i] = ev.ID()
+	keys := make([]storage.StateKey, len(entries))
+	for i, e := range entries {
+		keys[i] = e.Key
 	}
-	var out []*event.Event
-	err := s.db.WithReadTx(ctx, func(r storage.Reader) error {
-		recs, err := storage.EventsByID(ctx, r, ids)
-		if err != nil {
-			return err
+	tuples, err := v.intern.tuples(ctx, r, keys)
+	if err != nil {
+		return nil, err
+	}
+	var wanted []storage.EventNID
+	for _, e := range entries {
+		t := tuples[e.Key]
+		switch {
+		case t.Type == typeHistoryVisibility && t.StateKey == "":
+			wanted = append(wanted, e.Event)
+		case t.Type == auth.TypeMember && userOnServer(t.StateKey, v.server):
+			wanted = append(wanted, e.Event)
 		}
-		byID := make(map[string]storage.EventRecord, len(recs))
-		for _, rec := range recs {
-			byID[rec.EventID] = rec
+	}
+	return wanted, nil
+}
+
+func (v *serverVisibility) allow(ctx context.Context, r storage.Reader, ev *event.Event, rec storage.EventRecord, st historyState) (bool, error) {
+	if rec.StateBefore == 0 {
+		return false, nil
+	}
+	if ev.Type() == typeHistoryVisibility && ev.StateKeyEquals("") &&
+		historyVisibility(ev.JSON()) == VisibilityWorldReadable {
+		st.visibility = VisibilityWorldReadable
+	}
+	if ev.Type() == auth.TypeMember && ev.StateKey() != nil && userOnServer(*ev.StateKey(), v.server) {
+		if m, _ := ev.Membership(); m == "join" {
+			st.joined = true
+		} else if m == "invite" {
+			st.invited = true
 		}
-		type atState struct {
-			visibility      string
-			joined, invited bool
-		}
-		bySnap := map[storage.SnapshotNID]atState{}
-		stateAt := func(snap storage.SnapshotNID) (atState, error) {
-			if st, ok := bySnap[snap]; ok {
-				return st, nil
-			}
-			st := atState{visibility: VisibilityShared}
-			entries, err := storage.SnapshotState(ctx, r, snap)
-			if err != nil {
-				return st, err
-			}
-			keys := make([]storage.StateKey, len(entries))
-			for i, e := range entries {
-				keys[i] = e.Key
-			}
-			tuples, err := s.intern.tuples(ctx, r, keys)
-			if err != nil {
-				return st, err
-			}
-			var wanted []storage.EventNID
-			for _, e := range entries {
-				t := tuples[e.Key]
-				switch {
-				case t.Type == typeHistoryVisibility && t.StateKey == "":
-					wanted = append(wanted, e.Event)
-				case t.Type == auth.TypeMember && userOnServer(t.StateKey, server):
-					wanted = append(wanted, e.Event)
-				}
-			}
-			stateRecs, err := storage.EventsByNID(ctx, r, wanted)
-			if err != nil {
-				return st, err
-			}
-			for _, rec := range stateRecs {
-				switch rec.Type {
-				case typeHistoryVisibility:
-					st.visibility = historyVisibility(rec.JSON)
-				case auth.TypeMember:
-					switch membershipOfJSON(rec.JSON) {
-					case "join":
-						st.joined = true
-					case "invite":
-						st.invited = true
-					}
-				}
-			}
-			bySnap[snap] = st
-			return st, nil
-		}
-		joinedNow := map[storage.RoomNID]bool{}
-		inRoomNow := func(room storage.RoomNID) (bool, error) {
-			if v, ok := joinedNow[room]; ok {
-				return v, nil
-			}
-			members, err := storage.RoomMembers(ctx, r, room, "join")
-			if err != nil {
-				return false, err
-			}
-			v := slices.ContainsFunc(members, func(m string) bool { return userOnServer(m, server) })
-			joinedNow[room] = v
-			return v, nil
-		}
-		for _, ev := range evs {
-			rec, ok := byID[ev.ID()]
-			if !ok || rec.Outlier || rec.Rejected || rec.StateBefore == 0 {
-				continue
-			}
-			st, err := stateAt(rec.StateBefore)
-			if err != nil {
-				return err
-			}
-			if ev.Type() == typeHistoryVisibility && ev.StateKeyEquals("") &&
-				historyVisibility(ev.JSON()) == VisibilityWorldReadable {
-				st.visibility = VisibilityWorldReadable
-			}
-			if ev.Type() == auth.TypeMember && ev.StateKey() != nil && userOnServer(*ev.StateKey(), server) {
-				if m, _ := ev.Membership(); m == "join" {
-					st.joined = true
-				} else if m == "invite" {
-					st.invited = true
-				}
-			}
-			visible := st.visibility == VisibilityWorldReadable || st.joined ||
-				(st.visibility == VisibilityInvited && st.invited)
-			if !visible && st.visibility == VisibilityShared {
-				if visible, err = inRoomNow(rec.Room); err != nil {
-					return err
-				}
-			}
-			if visible {
-				out = append(out, ev)
-			}
-		}
-		return nil
-	})
-	return out, err
+	}
+	if st.visibility == VisibilityWorldReadable || st.joined || (st.visibility == VisibilityInvited && st.invited) {
+		return true, nil
+	}
+	if st.visibility != VisibilityShared {
+		return false, nil
+	}
+	return v.inRoomNow(ctx, r, rec.Room)
+}
+
+// inRoomNow reports whether a user of the server is joined to the room now, so could read back
+// through "shared" history.
+func (v *serverVisibility) inRoomNow(ctx context.Context, r storage.Reader, room storage.RoomNID) (bool, error) {
+	if joined, ok := v.joinedNow[room]; ok {
+		return joined, nil
+	}
+	members, err := storage.RoomMembers(ctx, r, room, "join")
+	if err != nil {
+		return false, err
+	}
+	joined := slices.ContainsFunc(members, func(m string) bool { return userOnServer(m, v.server) })
+	v.joinedNow[room] = joined
+	return joined, nil
 }
 
 func userOnServer(userID, server string) bool {

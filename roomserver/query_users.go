@@ -43,7 +43,7 @@ func (s *Server) LeaveAllRooms(ctx context.Context, userID string) error {
 			return err
 		}
 		for _, roomID := range rooms {
-			if _, err := s.Leave(ctx, roomID, userID); err != nil {
+			if _, err := s.Leave(ctx, roomID, userID, ""); err != nil {
 				errs = append(errs, fmt.Errorf("leaving %s: %w", roomID, err))
 			}
 		}
@@ -53,7 +53,7 @@ func (s *Server) LeaveAllRooms(ctx context.Context, userID string) error {
 		return err
 	}
 	for _, inv := range invites {
-		if _, err := s.Leave(ctx, inv.RoomID, userID); err != nil {
+		if _, err := s.Leave(ctx, inv.RoomID, userID, ""); err != nil {
 			// The inviting server may be gone; the invite must not outlive the account.
 			if err := s.ForgetRemoteInvite(ctx, userID, inv.RoomID); err != nil {
 				errs = append(errs, err)

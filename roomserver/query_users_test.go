@@ -25,7 +25,7 @@ func TestSharedRoomUsersAndMembershipChanges(t *testing.T) {
 		}
 		before := pos()
 		for _, j := range []struct{ room, user string }{{one, bob}, {two, bob}, {two, dave}} {
-			if _, err := s.JoinVia(ctx, j.room, j.user, nil); err != nil {
+			if _, err := s.JoinVia(ctx, j.room, j.user, "", nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -42,7 +42,7 @@ func TestSharedRoomUsersAndMembershipChanges(t *testing.T) {
 			t.Fatalf("alice's changes %+v (%v), want bob's join", changes, err)
 		}
 		mid := pos()
-		if _, err := s.Leave(ctx, one, bob); err != nil {
+		if _, err := s.Leave(ctx, one, bob, ""); err != nil {
 			t.Fatal(err)
 		}
 		changes, err = s.SharedMembershipChanges(ctx, bob, mid, pos())

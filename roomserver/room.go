@@ -37,6 +37,21 @@ type roomState struct {
 	extremities []*eventRef
 }
 
+// lockLoaded takes the input lock of a room and loads its state; the caller must call the
+// returned unlock.
+func (s *Server) lockLoaded(ctx context.Context, roomID string) (*roomState, func(), error) {
+	slot, unlock, err := s.lockRoom(ctx, roomID)
+	if err != nil {
+		return nil, nil, err
+	}
+	rs, err := s.loadRoom(ctx, slot, roomID)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return rs, unlock, nil
+}
+
 // lockRoom takes the input lock of a room; the caller must call the returned unlock.
 func (s *Server) lockRoom(ctx context.Context, roomID string) (*roomSlot, func(), error) {
 	s.mu.Lock()

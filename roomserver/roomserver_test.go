@@ -220,7 +220,7 @@ func TestMembershipTransitions(t *testing.T) {
 		refused("join after unban without invite", err)
 		ev, err = s.Invite(ctx, private, alice, bob, "", false)
 		ok("re-invite", ev, err)
-		ev, err = s.Leave(ctx, private, bob)
+		ev, err = s.Leave(ctx, private, bob, "")
 		ok("reject invite", ev, err)
 		ev, err = s.Kick(ctx, public, alice, bob, "")
 		ok("kick", ev, err)

@@ -19,20 +19,28 @@ const (
 
 const typeHistoryVisibility = "m.room.history_visibility"
 
-// VisibleEvents returns the events among evs that userID may see, in their order, by the rules
-// of the spec's "Room History Visibility" section, applied with the room state at each event:
-//
-//  1. world_readable: allow;
-//  2. the user's membership was join: allow;
-//  3. shared, and the user joined the room at some point after the event: allow;
-//  4. invited, and the user's membership was invite: allow;
-//  5. otherwise deny.
-//
-// For m.room.history_visibility events the visibility before or after the event may allow, and
-// for the user's own membership events the membership before or after. Events this server does
-// not store, or whose state it does not know, are not visible. Every read path that returns
-// events to a user goes through here.
-func (s *Server) VisibleEvents(ctx context.Context, userID string, evs []*event.Event) ([]*event.Event, error) {
+// historyState is what the history visibility rules read from the room state at an event: the
+// room's history visibility and whether one of the viewer's users (the user, or any user of a
+// server) is joined or invited.
+type historyState struct {
+	visibility      string
+	joined, invited bool
+}
+
+// A visibilityPolicy is the viewer's side of history visibility: whose memberships count and how
+// an event is decided. visibleEvents does the rest, so users and servers share one mechanism.
+type visibilityPolicy interface {
+	// stateEvents picks from the state snapshot the m.room.history_visibility event and the
+	// membership events of the viewer's users.
+	stateEvents(ctx context.Context, r storage.Reader, snap storage.SnapshotNID) ([]storage.EventNID, error)
+	// allow decides whether ev, stored as rec, is visible, given the state before it.
+	allow(ctx context.Context, r storage.Reader, ev *event.Event, rec storage.EventRecord, before historyState) (bool, error)
+}
+
+// visibleEvents returns the events among evs that p allows, in their order. Events this server
+// does not store, outliers and rejected events are never visible: it cannot vouch for their
+// state. The state at each snapshot is read once per call.
+func (s *Server) visibleEvents(ctx context.Context, evs []*event.Event, p visibilityPolicy) ([]*event.Event, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
@@ -50,108 +58,22 @@ func (s *Server) VisibleEvents(ctx context.Context, userID string, evs []*event.
 		for _, rec := range recs {
 			byID[rec.EventID] = rec
 		}
-		types, err := storage.LookupTypeNIDs(ctx, r, []string{typeHistoryVisibility, auth.TypeMember})
-		if err != nil {
-			return err
-		}
-		stateKeys, err := storage.LookupStateKeyNIDs(ctx, r, []string{"", userID})
-		if err != nil {
-			return err
-		}
-		var keys []storage.StateKey
-		hvKey, hasHV := stateKey(types, stateKeys, typeHistoryVisibility, "")
-		memKey, hasMem := stateKey(types, stateKeys, auth.TypeMember, userID)
-		if hasHV {
-			keys = append(keys, hvKey)
-		}
-		if hasMem {
-			keys = append(keys, memKey)
-		}
-
-		type atState struct{ visibility, membership string }
-		bySnapshot := map[storage.SnapshotNID]atState{}
-		stateAt := func(snap storage.SnapshotNID) (atState, error) {
-			if st, ok := bySnapshot[snap]; ok {
-				return st, nil
-			}
-			st := atState{visibility: VisibilityShared}
-			entries, err := storage.SnapshotLookup(ctx, r, snap, keys)
-			if err != nil {
-				return st, err
-			}
-			nids := make([]storage.EventNID, len(entries))
-			for i, e := range entries {
-				nids[i] = e.Event
-			}
-			stateRecs, err := storage.EventsByNID(ctx, r, nids)
-			if err != nil {
-				return st, err
-			}
-			for _, rec := range stateRecs {
-				switch rec.Type {
-				case typeHistoryVisibility:
-					st.visibility = historyVisibility(rec.JSON)
-				case auth.TypeMember:
-					st.membership = membershipOfJSON(rec.JSON)
-				}
-			}
-			bySnapshot[snap] = st
-			return st, nil
-		}
-		joinPos := map[storage.RoomNID]int64{}
-		latestJoin := func(room storage.RoomNID) (int64, error) {
-			if p, ok := joinPos[room]; ok {
-				return p, nil
-			}
-			m, err := storage.GetMembership(ctx, r, room, userID)
-			if err != nil && !isNotFound(err) {
-				return 0, err
-			}
-			joinPos[room] = m.JoinPos
-			return m.JoinPos, nil
-		}
-
+		bySnap := map[storage.SnapshotNID]historyState{}
 		for _, ev := range evs {
 			rec, ok := byID[ev.ID()]
 			if !ok || rec.Outlier || rec.Rejected {
 				continue
 			}
-			before, err := stateAt(rec.StateBefore)
-			if err != nil {
-				return err
-			}
-			// The state after the event differs from the state before only where the event
-			// itself sets what the rules read.
-			after := before
-			if ev.Type() == typeHistoryVisibility && ev.StateKeyEquals("") {
-				after.visibility = historyVisibility(ev.JSON())
-			}
-			isOwnMember := ev.Type() == auth.TypeMember && ev.StateKeyEquals(userID)
-			if isOwnMember {
-				after.membership, _ = ev.Membership()
-			}
-			allowed := func(st atState) (bool, error) {
-				switch {
-				case st.visibility == VisibilityWorldReadable:
-					return true, nil
-				case st.membership == "join":
-					return true, nil
-				case st.visibility == VisibilityShared:
-					p, err := latestJoin(rec.Room)
-					return p > 0 && p > rec.StreamPos && rec.StreamPos > 0, err
-				case st.visibility == VisibilityInvited && st.membership == "invite":
-					return true, nil
-				}
-				return false, nil
-			}
-			ok, err = allowed(before)
-			if err != nil {
-				return err
-			}
-			if !ok && (isOwnMember || ev.Type() == typeHistoryVisibility) {
-				if ok, err = allowed(after); err != nil {
+			before, ok := bySnap[rec.StateBefore]
+			if !ok {
+				if before, err = historyStateAt(ctx, r, rec.StateBefore, p); err != nil {
 					return err
 				}
+				bySnap[rec.StateBefore] = before
+			}
+			ok, err := p.allow(ctx, r, ev, rec, before)
+			if err != nil {
+				return err
 			}
 			if ok {
 				out = append(out, ev)
@@ -160,6 +82,140 @@ func (s *Server) VisibleEvents(ctx context.Context, userID string, evs []*event.
 		return nil
 	})
 	return out, err
+}
+
+// historyStateAt reads the state p cares about at a snapshot. With no history visibility event
+// the room counts as "shared", as the spec says.
+func historyStateAt(ctx context.Context, r storage.Reader, snap storage.SnapshotNID, p visibilityPolicy) (historyState, error) {
+	st := historyState{visibility: VisibilityShared}
+	nids, err := p.stateEvents(ctx, r, snap)
+	if err != nil {
+		return st, err
+	}
+	recs, err := storage.EventsByNID(ctx, r, nids)
+	if err != nil {
+		return st, err
+	}
+	for _, rec := range recs {
+		switch rec.Type {
+		case typeHistoryVisibility:
+			st.visibility = historyVisibility(rec.JSON)
+		case auth.TypeMember:
+			switch membershipOfJSON(rec.JSON) {
+			case "join":
+				st.joined = true
+			case "invite":
+				st.invited = true
+			}
+		}
+	}
+	return st, nil
+}
+
+// VisibleEvents returns the events among evs that userID may see, in their order, by the rules
+// of the spec's "Room History Visibility" section, applied with the room state at each event:
+//
+//  1. world_readable: allow;
+//  2. the user's membership was join: allow;
+//  3. shared, and the user joined the room at some point after the event: allow;
+//  4. invited, and the user's membership was invite: allow;
+//  5. otherwise deny.
+//
+// For m.room.history_visibility events the visibility before or after the event may allow, and
+// for the user's own membership events the membership before or after. Events this server does
+// not store, or whose state it does not know, are not visible. Every read path that returns
+// events to a user goes through here.
+func (s *Server) VisibleEvents(ctx context.Context, userID string, evs []*event.Event) ([]*event.Event, error) {
+	return s.visibleEvents(ctx, evs, &userVisibility{userID: userID, joinPos: map[storage.RoomNID]int64{}})
+}
+
+// userVisibility is the visibility policy for one user.
+type userVisibility struct {
+	userID string
+	// keys are the state keys of the history visibility and the user's membership, looked up on
+	// first use; a key the server has never interned is left out.
+	keys       []storage.StateKey
+	keysLoaded bool
+	joinPos    map[storage.RoomNID]int64
+}
+
+func (u *userVisibility) stateEvents(ctx context.Context, r storage.Reader, snap storage.SnapshotNID) ([]storage.EventNID, error) {
+	if !u.keysLoaded {
+		types, err := storage.LookupTypeNIDs(ctx, r, []string{typeHistoryVisibility, auth.TypeMember})
+		if err != nil {
+			return nil, err
+		}
+		stateKeys, err := storage.LookupStateKeyNIDs(ctx, r, []string{"", u.userID})
+		if err != nil {
+			return nil, err
+		}
+		if k, ok := stateKey(types, stateKeys, typeHistoryVisibility, ""); ok {
+			u.keys = append(u.keys, k)
+		}
+		if k, ok := stateKey(types, stateKeys, auth.TypeMember, u.userID); ok {
+			u.keys = append(u.keys, k)
+		}
+		u.keysLoaded = true
+	}
+	entries, err := storage.SnapshotLookup(ctx, r, snap, u.keys)
+	if err != nil {
+		return nil, err
+	}
+	nids := make([]storage.EventNID, len(entries))
+	for i, e := range entries {
+		nids[i] = e.Event
+	}
+	return nids, nil
+}
+
+func (u *userVisibility) allow(ctx context.Context, r storage.Reader, ev *event.Event, rec storage.EventRecord, before historyState) (bool, error) {
+	allowed := func(st historyState) (bool, error) {
+		switch {
+		case st.visibility == VisibilityWorldReadable:
+			return true, nil
+		case st.joined:
+			return true, nil
+		case st.visibility == VisibilityShared:
+			p, err := u.latestJoin(ctx, r, rec.Room)
+			return p > 0 && p > rec.StreamPos && rec.StreamPos > 0, err
+		case st.visibility == VisibilityInvited && st.invited:
+			return true, nil
+		}
+		return false, nil
+	}
+	ok, err := allowed(before)
+	if err != nil || ok {
+		return ok, err
+	}
+	// The state after the event differs from the state before only where the event itself
+	// sets what the rules read.
+	isHV := ev.Type() == typeHistoryVisibility
+	isOwnMember := ev.Type() == auth.TypeMember && ev.StateKeyEquals(u.userID)
+	if !isHV && !isOwnMember {
+		return false, nil
+	}
+	after := before
+	if isHV && ev.StateKeyEquals("") {
+		after.visibility = historyVisibility(ev.JSON())
+	}
+	if isOwnMember {
+		m, _ := ev.Membership()
+		after.joined, after.invited = m == "join", m == "invite"
+	}
+	return allowed(after)
+}
+
+// latestJoin is the stream position of the user's latest join to the room, 0 if none.
+func (u *userVisibility) latestJoin(ctx context.Context, r storage.Reader, room storage.RoomNID) (int64, error) {
+	if p, ok := u.joinPos[room]; ok {
+		return p, nil
+	}
+	m, err := storage.GetMembership(ctx, r, room, u.userID)
+	if err != nil && !isNotFound(err) {
+		return 0, err
+	}
+	u.joinPos[room] = m.JoinPos
+	return m.JoinPos, nil
 }
 
 func stateKey(types map[string]storage.TypeNID, keys map[string]storage.StateKeyNID, typ, sk string) (storage.StateKey, bool) {

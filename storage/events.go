@@ -162,19 +162,7 @@ func RoomEventsByStream(ctx context.Context, r Reader, room RoomNID, from, to in
 
 // InsertAuthEdges records the auth events of an event.
 func (tx *Tx) InsertAuthEdges(ctx context.Context, ev EventNID, auth []EventNID) error {
-	if len(auth) == 0 {
-		return nil
-	}
-	args := make([]any, 0, 2*len(auth))
-	q := `INSERT INTO event_auth_edges (event_nid, auth_event_nid) VALUES `
-	for i, a := range auth {
-		if i > 0 {
-			q += ", "
-		}
-		q += fmt.Sprintf("($%d, $%d)", 2*i+1, 2*i+2)
-		args = append(args, ev, a)
-	}
-	if _, err := tx.Exec(ctx, q+` ON CONFLICT DO NOTHING`, args...); err != nil {
+	if err := insertEdges(ctx, tx, `event_auth_edges`, `auth_event_nid`, ev, auth); err != nil {
 		return fmt.Errorf("storage: inserting auth edges: %w", err)
 	}
 	return nil
@@ -182,22 +170,29 @@ func (tx *Tx) InsertAuthEdges(ctx context.Context, ev EventNID, auth []EventNID)
 
 // InsertPrevEdges records the prev events of an event, which need not be stored.
 func (tx *Tx) InsertPrevEdges(ctx context.Context, ev EventNID, prev []string) error {
-	if len(prev) == 0 {
+	if err := insertEdges(ctx, tx, `event_prev_edges`, `prev_event_id`, ev, prev); err != nil {
+		return fmt.Errorf("storage: inserting prev edges: %w", err)
+	}
+	return nil
+}
+
+// insertEdges records edges from ev to the given events in an edge table whose columns are
+// event_nid and column.
+func insertEdges[T any](ctx context.Context, tx *Tx, table, column string, ev EventNID, to []T) error {
+	if len(to) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 2*len(prev))
-	q := `INSERT INTO event_prev_edges (event_nid, prev_event_id) VALUES `
-	for i, p := range prev {
+	args := make([]any, 0, 2*len(to))
+	q := `INSERT INTO ` + table + ` (event_nid, ` + column + `) VALUES `
+	for i, t := range to {
 		if i > 0 {
 			q += ", "
 		}
 		q += fmt.Sprintf("($%d, $%d)", 2*i+1, 2*i+2)
-		args = append(args, ev, p)
+		args = append(args, ev, t)
 	}
-	if _, err := tx.Exec(ctx, q+` ON CONFLICT DO NOTHING`, args...); err != nil {
-		return fmt.Errorf("storage: inserting prev edges: %w", err)
-	}
-	return nil
+	_, err := tx.Exec(ctx, q+` ON CONFLICT DO NOTHING`, args...)
+	return err
 }
 
 // AuthChain returns the union of the auth chains of events: every event reachable from them
@@ -242,9 +237,15 @@ func AuthDifference(ctx context.Context, r Reader, sets [][]EventNID) ([]EventNI
 
 // RejectedAmong returns which of the given events are stored as rejected.
 func RejectedAmong(ctx context.Context, r Reader, ids []string) (map[string]bool, error) {
+	return idsAmong(ctx, r, `SELECT event_id FROM events WHERE rejected AND event_id IN (`, ids)
+}
+
+// idsAmong returns which of ids a query selects. The query selects one string column and ends
+// in "IN (", which the ids complete, as many at a time as a statement takes.
+func idsAmong(ctx context.Context, r Reader, query string, ids []string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for chunk := range chunks(ids, maxInArgs) {
-		rows, err := r.Query(ctx, `SELECT event_id FROM events WHERE rejected AND event_id IN (`+placeholders(1, len(chunk))+`)`, anys(chunk)...)
+		rows, err := r.Query(ctx, query+placeholders(1, len(chunk))+`)`, anys(chunk)...)
 		if err != nil {
 			return nil, err
 		}

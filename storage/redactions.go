@@ -83,24 +83,10 @@ func RedactionsOf(ctx context.Context, r Reader, ids []string) (map[string]strin
 // UnappliedRedactions returns which of ids are redactions that have not taken effect (their
 // target is unknown or they were not allowed): such a redaction is not shown to clients.
 func UnappliedRedactions(ctx context.Context, r Reader, ids []string) (map[string]bool, error) {
-	out := map[string]bool{}
-	for chunk := range chunks(ids, maxInArgs) {
-		rows, err := r.Query(ctx, `SELECT redaction_event_id FROM redactions
-			WHERE NOT validated AND redaction_event_id IN (`+placeholders(1, len(chunk))+`)`, anys(chunk)...)
-		if err != nil {
-			return nil, fmt.Errorf("storage: unapplied redactions: %w", err)
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[id] = true
-		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
+	out, err := idsAmong(ctx, r, `SELECT redaction_event_id FROM redactions
+			WHERE NOT validated AND redaction_event_id IN (`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("storage: unapplied redactions: %w", err)
 	}
 	return out, nil
 }

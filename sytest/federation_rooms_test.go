@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -211,11 +212,22 @@ func TestFederationRooms(t *testing.T) {
 		t.Run("join by alias", func(t *testing.T) {
 			alias := "#wire:hs1.test"
 			alice.Must(t, 200, "PUT", "/_matrix/client/v3/directory/room/"+url.PathEscape(alias), map[string]any{"room_id": public})
-			r := bob.Do(t, "POST", "/_matrix/client/v3/join/"+url.PathEscape(alias), map[string]any{})
+			// hs2 asks hs1 for its alias.
+			d := bob.Must(t, 200, "GET", "/_matrix/client/v3/directory/room/"+url.PathEscape(alias), nil)
+			if servers, _ := d.Body["servers"].([]any); d.Str("room_id") != public || !slices.Contains(servers, any("hs1.test")) {
+				t.Errorf("remote alias through the directory: %s", d.Raw)
+			}
+			bob.MustErr(t, 404, "M_NOT_FOUND", "GET", "/_matrix/client/v3/directory/room/"+url.PathEscape("#nowhere:hs1.test"), nil)
+			r := bob.Do(t, "POST", "/_matrix/client/v3/join/"+url.PathEscape(alias), map[string]any{"reason": "by alias"})
 			if r.Status != 200 || r.Str("room_id") != public {
 				t.Fatalf("join by alias: %d %s", r.Status, r.Raw)
 			}
 			membershipIs(t, alice, public, bob.UserID, "join")
+			// The reason went into the event hs2 built from hs1's make_join template.
+			m := alice.Must(t, 200, "GET", roomPath(public, "/state/m.room.member/"+url.PathEscape(bob.UserID)), nil)
+			if m.Str("reason") != "by alias" {
+				t.Errorf("remote join reason: %s", m.Raw)
+			}
 		})
 
 		t.Run("a server that is down catches up", func(t *testing.T) {

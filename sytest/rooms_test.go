@@ -399,6 +399,10 @@ func TestMessagesAndContext(t *testing.T) {
 				t.Errorf("no start: %s", r.Raw)
 			}
 			from = r.Str("end")
+			// Pages are topological: their tokens carry a depth.
+			if from != "" && !strings.HasPrefix(from, "t") {
+				t.Errorf("end token %q is not topological", from)
+			}
 		}
 		if strings.Join(got, ",") != "11,10,9,8,7,6,5,4,3,2,1,0" {
 			t.Errorf("backwards: %v", got)
@@ -436,6 +440,16 @@ func TestMessagesAndContext(t *testing.T) {
 		r = messages(t, alice, room, "dir=b&limit=2&filter="+url.QueryEscape(`{"lazy_load_members":true}`))
 		if st := roomEvents(r, "state"); len(st) != 1 || st[0]["state_key"] != alice.UserID {
 			t.Errorf("lazy-loaded members: %s", r.Raw)
+		}
+		// The device has alice's membership now: it is left out, unless redundant members
+		// are asked for.
+		r = messages(t, alice, room, "dir=b&limit=2&filter="+url.QueryEscape(`{"lazy_load_members":true}`))
+		if st := roomEvents(r, "state"); len(st) != 0 {
+			t.Errorf("lazy-loaded members sent twice: %s", r.Raw)
+		}
+		r = messages(t, alice, room, "dir=b&limit=2&filter="+url.QueryEscape(`{"lazy_load_members":true,"include_redundant_members":true}`))
+		if st := roomEvents(r, "state"); len(st) != 1 || st[0]["state_key"] != alice.UserID {
+			t.Errorf("include_redundant_members: %s", r.Raw)
 		}
 
 		// context around message 6 with 4 around it
@@ -594,5 +608,28 @@ func TestRoomBadInput(t *testing.T) {
 		// Sending into a room one left is refused.
 		alice.Must(t, 200, "POST", v3+"/rooms/"+esc(room)+"/leave", nil)
 		alice.MustErr(t, 403, "M_FORBIDDEN", "PUT", send+"b10", map[string]any{"body": "gone"})
+	})
+}
+
+// The reason given to /join and /leave travels into the membership event's content.
+func TestMembershipReasons(t *testing.T) {
+	ForEachBackend(t, func(t *testing.T, dbURL string) {
+		s := Start(t, Options{DatabaseURL: dbURL})
+		alice := Register(t, s, "alice", "alice password")
+		bob := Register(t, s, "bob", "bob password")
+		room := createRoom(t, alice, map[string]any{"preset": "public_chat"})
+
+		bob.Must(t, 200, "POST", v3+"/rooms/"+esc(room)+"/join", map[string]any{"reason": "said hi"})
+		if m := stateContent(t, alice, room, "m.room.member", bob.UserID); m["membership"] != "join" || m["reason"] != "said hi" {
+			t.Errorf("join: %v", m)
+		}
+		bob.Must(t, 200, "POST", v3+"/rooms/"+esc(room)+"/leave", map[string]any{"reason": "said bye"})
+		if m := stateContent(t, alice, room, "m.room.member", bob.UserID); m["membership"] != "leave" || m["reason"] != "said bye" {
+			t.Errorf("leave: %v", m)
+		}
+		bob.Must(t, 200, "POST", v3+"/join/"+esc(room), map[string]any{})
+		if m := stateContent(t, alice, room, "m.room.member", bob.UserID); m["membership"] != "join" || m["reason"] != nil {
+			t.Errorf("join without reason: %v", m)
+		}
 	})
 }
