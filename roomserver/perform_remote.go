@@ -215,11 +215,7 @@ func (s *Server) fillTemplate(tmpl json.RawMessage, v event.RoomVersion, members
 
 // participating says whether this server is in the room: a local user is joined to it.
 func (s *Server) participating(ctx context.Context, roomID string) (bool, error) {
-	members, err := storage.RoomJoinedMembers(ctx, s.db, roomID)
-	if err != nil {
-		return false, err
-	}
-	return slices.ContainsFunc(members, s.isLocalUser), nil
+	return storage.RoomHasJoinedMemberOn(ctx, s.db, roomID, s.serverName)
 }
 
 func (s *Server) roomKnown(ctx context.Context, roomID string) (bool, error) {

@@ -61,3 +61,25 @@ func TestSharedRoomUsersAndMembershipChanges(t *testing.T) {
 		}
 	})
 }
+
+// TestParticipating: the server takes part in a room exactly while one of its users is joined;
+// a user of a server whose name is a suffix of ours does not count.
+func TestParticipating(t *testing.T) {
+	storagetest.ForEachBackend(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		s := newTestServer(t, db)
+		room := mustCreate(t, s, CreateRoomRequest{Preset: "public_chat"})
+		if ok, err := s.participating(ctx, room); err != nil || !ok {
+			t.Fatalf("participating with alice joined: %v, %v", ok, err)
+		}
+		if ok, err := storage.RoomHasJoinedMemberOn(ctx, db, room, "org"); err != nil || ok {
+			t.Fatalf("a server named by a suffix counted: %v, %v", ok, err)
+		}
+		if _, err := s.Leave(ctx, room, alice, ""); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.participating(ctx, room); err != nil || ok {
+			t.Fatalf("participating after the last local user left: %v, %v", ok, err)
+		}
+	})
+}

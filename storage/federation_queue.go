@@ -231,3 +231,17 @@ func RoomJoinedMembers(ctx context.Context, r Reader, roomID string) ([]string, 
 	return queryStrings(ctx, r, `SELECT m.user_id FROM memberships m JOIN rooms r ON r.room_nid = m.room_nid
 		WHERE r.room_id = $1 AND m.membership = 'join' ORDER BY m.user_id`, roomID)
 }
+
+// RoomHasJoinedMemberOn reports whether any user of server is joined to a room, stopping at the
+// first one rather than reading the member list.
+func RoomHasJoinedMemberOn(ctx context.Context, r Reader, roomID, server string) (bool, error) {
+	suffix := ":" + server
+	var one int
+	err := r.QueryRow(ctx, `SELECT 1 FROM memberships m JOIN rooms r ON r.room_nid = m.room_nid
+		WHERE r.room_id = $1 AND m.membership = 'join'
+		AND substr(m.user_id, length(m.user_id) - length(CAST($2 AS TEXT)) + 1) = CAST($2 AS TEXT) LIMIT 1`, roomID, suffix).Scan(&one)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
