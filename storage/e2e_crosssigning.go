@@ -117,3 +117,45 @@ func DeviceListsChangedBetween(ctx context.Context, r Reader, from, to int64) ([
 	}
 	return scanE2EStrings(rows)
 }
+
+// CrossSigningKeysOfUsers returns the cross-signing keys of users, by user id and type. Users
+// without any are absent.
+func CrossSigningKeysOfUsers(ctx context.Context, r Reader, userIDs []string) (map[string]map[string][]byte, error) {
+	out := map[string]map[string][]byte{}
+	err := eachRowAmong(ctx, r, `SELECT user_id, key_type, key_json FROM e2e_cross_signing_keys WHERE user_id IN (`,
+		`)`, userIDs, func(scan func(...any) error) error {
+			var user, typ, js string
+			if err := scan(&user, &typ, &js); err != nil {
+				return err
+			}
+			if out[user] == nil {
+				out[user] = map[string][]byte{}
+			}
+			out[user][typ] = []byte(js)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("storage: reading cross-signing keys: %w", err)
+	}
+	return out, nil
+}
+
+// KeySignaturesOnUsers returns every stored signature on the keys of users, by target user id,
+// each user's in the order of KeySignaturesOn.
+func KeySignaturesOnUsers(ctx context.Context, r Reader, targetUserIDs []string) (map[string][]KeySignature, error) {
+	out := map[string][]KeySignature{}
+	err := eachRowAmong(ctx, r, `SELECT target_user_id, target_key_id, signer_user_id, signer_key_id, signature FROM e2e_signatures
+		WHERE target_user_id IN (`, `) ORDER BY target_user_id, target_key_id, signer_user_id, signer_key_id`,
+		targetUserIDs, func(scan func(...any) error) error {
+			var s KeySignature
+			if err := scan(&s.TargetUserID, &s.TargetKeyID, &s.SignerUserID, &s.SignerKeyID, &s.Signature); err != nil {
+				return err
+			}
+			out[s.TargetUserID] = append(out[s.TargetUserID], s)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("storage: reading signatures: %w", err)
+	}
+	return out, nil
+}

@@ -262,3 +262,69 @@ func scanE2EStrings(rows *Rows) ([]string, error) {
 	}
 	return out, rows.Err()
 }
+
+// ListDeviceKeysOfUsers returns the identity keys of all devices of users, by user id, each
+// user's sorted by device id. Users without keys are absent.
+func ListDeviceKeysOfUsers(ctx context.Context, r Reader, userIDs []string) (map[string][]DeviceKeys, error) {
+	out := map[string][]DeviceKeys{}
+	err := eachRowAmong(ctx, r, `SELECT user_id, device_id, key_json FROM e2e_device_keys WHERE user_id IN (`,
+		`) ORDER BY user_id, device_id`, userIDs, func(scan func(...any) error) error {
+			var k DeviceKeys
+			var js string
+			if err := scan(&k.UserID, &k.DeviceID, &js); err != nil {
+				return err
+			}
+			k.KeyJSON = []byte(js)
+			out[k.UserID] = append(out[k.UserID], k)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("storage: listing device keys: %w", err)
+	}
+	return out, nil
+}
+
+// DeviceDisplayNames returns the display names of the devices of local users, by localpart and
+// device id. Devices without a name are absent.
+func DeviceDisplayNames(ctx context.Context, r Reader, localparts []string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	err := eachRowAmong(ctx, r, `SELECT localpart, device_id, display_name FROM devices WHERE display_name IS NOT NULL AND localpart IN (`,
+		`)`, localparts, func(scan func(...any) error) error {
+			var localpart, id, name string
+			if err := scan(&localpart, &id, &name); err != nil {
+				return err
+			}
+			if out[localpart] == nil {
+				out[localpart] = map[string]string{}
+			}
+			out[localpart][id] = name
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("storage: listing device names: %w", err)
+	}
+	return out, nil
+}
+
+// eachRowAmong runs prefix+"$1, ..."+suffix once per chunk of ids, as many at a time as a
+// statement takes, and hands every row to row.
+func eachRowAmong(ctx context.Context, r Reader, prefix, suffix string, ids []string, row func(scan func(...any) error) error) error {
+	for chunk := range chunks(ids, maxInArgs) {
+		rows, err := r.Query(ctx, prefix+placeholders(1, len(chunk))+suffix, anys(chunk)...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			if err := row(rows.Scan); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -229,16 +229,7 @@ func (s *Store) Query(ctx context.Context, requester string, want map[string][]s
 		UserSigningKeys: map[string]json.RawMessage{},
 	}
 	err := s.db.WithReadTx(ctx, func(r storage.Reader) error {
-		for userID, deviceIDs := range want {
-			localpart, local := s.localpart(userID)
-			if !local {
-				continue // queryRemote, below
-			}
-			if err := s.queryLocal(ctx, r, requester, userID, localpart, deviceIDs, &res); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.queryLocal(ctx, r, requester, want, &res)
 	})
 	if err != nil {
 		return res, err
@@ -247,27 +238,64 @@ func (s *Store) Query(ctx context.Context, requester string, want map[string][]s
 	return res, nil
 }
 
-func (s *Store) queryLocal(ctx context.Context, r storage.Reader, requester, userID, localpart string, deviceIDs []string, res *QueryResult) error {
-	devs, err := storage.ListDeviceKeys(ctx, r, userID, deviceIDs)
+// queryLocal fills res with the keys of the local users in want, reading each table once for
+// all of them rather than once per user: a client's first sync may ask for thousands.
+func (s *Store) queryLocal(ctx context.Context, r storage.Reader, requester string, want map[string][]string, res *QueryResult) error {
+	var userIDs []string
+	localparts := map[string]string{}
+	for userID := range want {
+		if localpart, local := s.localpart(userID); local {
+			userIDs = append(userIDs, userID)
+			localparts[userID] = localpart
+		}
+	}
+	if len(userIDs) == 0 {
+		return nil
+	}
+	devKeys, err := storage.ListDeviceKeysOfUsers(ctx, r, userIDs)
 	if err != nil {
 		return err
 	}
-	sigs, err := storage.KeySignaturesOn(ctx, r, userID)
+	sigs, err := storage.KeySignaturesOnUsers(ctx, r, userIDs)
 	if err != nil {
 		return err
 	}
-	names := map[string]string{}
-	if len(devs) > 0 {
-		all, err := storage.ListDevices(ctx, r, localpart)
+	var withKeys []string
+	for _, userID := range userIDs {
+		if len(devKeys[userID]) > 0 {
+			withKeys = append(withKeys, localparts[userID])
+		}
+	}
+	names, err := storage.DeviceDisplayNames(ctx, r, withKeys)
+	if err != nil {
+		return err
+	}
+	cs, err := storage.CrossSigningKeysOfUsers(ctx, r, userIDs)
+	if err != nil {
+		return err
+	}
+	for _, userID := range userIDs {
+		err := queryLocalUser(requester, userID, want[userID], devKeys[userID], sigs[userID], names[localparts[userID]], cs[userID], res)
 		if err != nil {
 			return err
 		}
-		for _, d := range all {
-			names[d.DeviceID] = d.DisplayName
-		}
+	}
+	return nil
+}
+
+// queryLocalUser adds one local user's keys to res: those of the devices named in deviceIDs (all
+// when empty), with their signatures and display names, and the cross-signing keys requester may see.
+func queryLocalUser(requester, userID string, deviceIDs []string, devs []storage.DeviceKeys, sigs []storage.KeySignature,
+	names map[string]string, cs map[string][]byte, res *QueryResult) error {
+	wantDevice := make(map[string]bool, len(deviceIDs))
+	for _, id := range deviceIDs {
+		wantDevice[id] = true
 	}
 	out := map[string]json.RawMessage{}
 	for _, d := range devs {
+		if len(wantDevice) > 0 && !wantDevice[d.DeviceID] {
+			continue
+		}
 		obj, err := keys.ParseObject(d.KeyJSON)
 		if err != nil {
 			return fmt.Errorf("e2e: stored device keys of a device of %s: %w", userID, err)
@@ -285,10 +313,6 @@ func (s *Store) queryLocal(ctx context.Context, r storage.Reader, requester, use
 	}
 	res.DeviceKeys[userID] = out
 
-	cs, err := storage.CrossSigningKeys(ctx, r, userID)
-	if err != nil {
-		return err
-	}
 	if raw, ok := cs[KeyMaster]; ok {
 		obj, pub, err := parseCrossSigningStored(raw)
 		if err != nil {
