@@ -121,21 +121,5 @@ func (a *API) Handler() http.Handler {
 	a.syncRoutes(r)
 	a.ephemeralRoutes(r)
 
-	return mxhttp.Middleware(a.log, a.cfg.MaxBodyBytes)(cors(r))
-}
-
-// cors adds the headers the spec recommends to every response and answers every OPTIONS request
-// without running the endpoint's logic, as the spec requires.
-func cors(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
-		h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
-		if r.Method == http.MethodOptions {
-			mxhttp.WriteJSON(w, http.StatusOK, struct{}{})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	return mxhttp.Middleware(a.log, a.cfg.MaxBodyBytes)(mxhttp.CORS(r))
 }

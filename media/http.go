@@ -93,7 +93,7 @@ func (s *Service) ClientHandler(auth Authenticator) http.Handler {
 	r.Handle(authedBase+"/download/{serverName}/{mediaId}/{fileName}", authedRaw(s.handleDownload(false))).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(authedBase+"/thumbnail/{serverName}/{mediaId}", authedRaw(s.handleThumbnail(false))).Methods(http.MethodGet, http.MethodHead)
 	s.legacyRoutes(r)
-	return mxhttp.Middleware(s.log, s.cfg.MaxUploadSize+1)(cors(r))
+	return mxhttp.Middleware(s.log, s.cfg.MaxUploadSize+1)(mxhttp.CORS(r))
 }
 
 // legacyRoutes are the deprecated unauthenticated download endpoints, frozen for new media.
@@ -121,21 +121,6 @@ func (s *Service) FederationHandler(auth Authenticator) http.Handler {
 	r.Handle("/_matrix/federation/v1/media/thumbnail/{mediaId}", authedRaw(s.handleFederationThumbnail)).Methods(http.MethodGet)
 	s.legacyRoutes(r)
 	return mxhttp.Middleware(s.log, 64<<10)(r)
-}
-
-// cors adds the headers the client API adds to every answer and answers OPTIONS itself.
-func cors(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
-		h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
-		if r.Method == http.MethodOptions {
-			mxhttp.WriteJSON(w, http.StatusOK, struct{}{})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 func pathVar(r *http.Request, name string) string {

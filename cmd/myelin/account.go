@@ -32,25 +32,18 @@ func runCreateAccount(ctx context.Context, args []string, stdin io.Reader, stdou
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
 	password, err := readPassword(stdin, stderr)
 	if err != nil {
 		return err
 	}
-	db, err := openDatabase(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	userID, err := account.New(db, cfg.ServerName).Create(ctx, strings.ToLower(*username), password, *admin)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "created %s\n", userID)
-	return nil
+	return withDatabase(ctx, *path, func(cfg *config.Config, db *storage.DB) error {
+		userID, err := account.New(db, cfg.ServerName).Create(ctx, strings.ToLower(*username), password, *admin)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created %s\n", userID)
+		return nil
+	})
 }
 
 // readPassword asks twice on a terminal, or reads one line from stdin when it is not a terminal.
@@ -84,6 +77,21 @@ func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 	return line, nil
 }
 
+// withDatabase loads the configuration at path and runs fn with its database open, for the
+// administrative commands.
+func withDatabase(ctx context.Context, path string, fn func(cfg *config.Config, db *storage.DB) error) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	db, err := openDatabase(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(cfg, db)
+}
+
 // openDatabase opens the configured database for an administrative command.
 func openDatabase(ctx context.Context, cfg *config.Config) (*storage.DB, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -112,30 +120,23 @@ func runCreateRegistrationToken(ctx context.Context, args []string, _ io.Reader,
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	db, err := openDatabase(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	// 18 random bytes in URL-safe base64: 24 characters of the spec's [A-Za-z0-9._~-] alphabet.
-	var raw [18]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return err
-	}
-	token := base64.RawURLEncoding.EncodeToString(raw[:])
-	now := time.Now()
-	t := storage.RegistrationToken{Hash: account.HashToken(token), UsesAllowed: *uses, CreatedTS: now.UnixMilli()}
-	if *validFor > 0 {
-		t.ExpiryTS = now.Add(*validFor).UnixMilli()
-	}
-	if err := db.WithTx(ctx, func(tx *storage.Tx) error { return tx.InsertRegistrationToken(ctx, t) }); err != nil {
-		return err
-	}
-	// The token is shown once; only its hash is stored.
-	fmt.Fprintln(stdout, token)
-	return nil
+	return withDatabase(ctx, *path, func(_ *config.Config, db *storage.DB) error {
+		// 18 random bytes in URL-safe base64: 24 characters of the spec's [A-Za-z0-9._~-] alphabet.
+		var raw [18]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return err
+		}
+		token := base64.RawURLEncoding.EncodeToString(raw[:])
+		now := time.Now()
+		t := storage.RegistrationToken{Hash: account.HashToken(token), UsesAllowed: *uses, CreatedTS: now.UnixMilli()}
+		if *validFor > 0 {
+			t.ExpiryTS = now.Add(*validFor).UnixMilli()
+		}
+		if err := db.WithTx(ctx, func(tx *storage.Tx) error { return tx.InsertRegistrationToken(ctx, t) }); err != nil {
+			return err
+		}
+		// The token is shown once; only its hash is stored.
+		fmt.Fprintln(stdout, token)
+		return nil
+	})
 }

@@ -59,17 +59,17 @@ func parseCrossSigningKey(raw []byte, userID, typ string) (crossSigningKey, erro
 	if len(k.Keys) != 1 {
 		return crossSigningKey{}, fail(ErrInvalidParam, "%s key: keys must hold exactly one key", typ)
 	}
-	for name, value := range k.Keys {
-		pub, ok := strings.CutPrefix(name, "ed25519:")
-		if !ok || pub != value {
-			return crossSigningKey{}, fail(ErrInvalidParam, "%s key: keys must be {\"ed25519:<key>\": \"<key>\"}", typ)
-		}
-		if _, err := decodeEd25519(pub); err != nil {
-			return crossSigningKey{}, fail(ErrInvalidParam, "%s key: not an ed25519 public key", typ)
-		}
-		return crossSigningKey{typ: typ, obj: obj.Without("unsigned"), pub: pub}, nil
+	var name, value string
+	for name, value = range k.Keys { // the only entry
 	}
-	panic("unreachable")
+	pub, ok := strings.CutPrefix(name, "ed25519:")
+	if !ok || pub != value {
+		return crossSigningKey{}, fail(ErrInvalidParam, "%s key: keys must be {\"ed25519:<key>\": \"<key>\"}", typ)
+	}
+	if _, err := decodeEd25519(pub); err != nil {
+		return crossSigningKey{}, fail(ErrInvalidParam, "%s key: not an ed25519 public key", typ)
+	}
+	return crossSigningKey{typ: typ, obj: obj.Without("unsigned"), pub: pub}, nil
 }
 
 // parseCrossSigningStored reads back a stored cross-signing key and its public key.
