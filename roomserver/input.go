@@ -181,6 +181,9 @@ func (s *Server) commit(ctx context.Context, w *roomWork) error {
 				return err
 			}
 			nids[st.ref] = nid
+			if err := indexEvent(ctx, tx, roomNID, ev, nid, pos); err != nil {
+				return err
+			}
 			authNIDs := make([]storage.EventNID, len(st.auth))
 			for j, a := range st.auth {
 				authNIDs[j] = nidOf(a)

@@ -424,6 +424,9 @@ func (s *Server) commitRemote(ctx context.Context, rs *roomState, ev *event.Even
 			return err
 		}
 		if accepted {
+			if err := indexEvent(ctx, tx, rs.nid, ev, nid, pos); err != nil {
+				return err
+			}
 			if redacted, err = s.redactOnStore(ctx, tx, rs.nid, rs.version, rs.state[createTuple].ev, ev, true); err != nil {
 				return err
 			}

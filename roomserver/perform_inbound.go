@@ -428,6 +428,9 @@ func (s *Server) InputOutlier(ctx context.Context, ev *event.Event) (InputStatus
 			return err
 		}
 		if reason == nil {
+			if err := indexEvent(ctx, tx, rs.nid, ev, nid, 0); err != nil {
+				return err
+			}
 			redacted, err = s.redactOnStore(ctx, tx, rs.nid, rs.version, create.ev, ev, true)
 		}
 		return err

@@ -461,6 +461,9 @@ func (s *Server) importJoinedRoom(ctx context.Context, slot *roomSlot, v event.R
 		if err != nil {
 			return err
 		}
+		if err := indexEvent(ctx, tx, roomNID, join, joinNID, pos); err != nil {
+			return err
+		}
 		joinTuple, _ := join.Tuple()
 		joinKey, err := ti.key(ctx, tx, joinTuple)
 		if err != nil {

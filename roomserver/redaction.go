@@ -104,6 +104,9 @@ func (s *Server) applyRedaction(ctx context.Context, tx *storage.Tx, room storag
 	if err := tx.ApplyRedaction(ctx, redaction.ID(), target.NID, pruned, s.opts.Now().UnixMilli()); err != nil {
 		return false, err
 	}
+	if err := unindexEvent(ctx, tx, room, target.NID, target.EventID); err != nil {
+		return false, err
+	}
 	return true, nil
 }
 

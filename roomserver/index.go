@@ -1,0 +1,28 @@
+package roomserver
+
+import (
+	"context"
+
+	"myelin/roomserver/event"
+	"myelin/storage"
+)
+
+// The room server keeps tables derived from event content (relations between events, the
+// full-text search index) in step with the events themselves. indexEvent runs in the
+// transaction that stores an event clients may come to see: accepted into a timeline, or
+// stored as an outlier without being rejected (soft-failed and rejected events are never
+// indexed). unindexEvent runs in the transaction that prunes an event's content because of a
+// redaction. So no derived table ever holds what the events no longer do, and each index is
+// one function call here, whichever path (local input, remote input, join, outlier) stored
+// the event.
+
+// indexEvent indexes ev, stored in room as nid at stream position pos (0 for an outlier).
+func indexEvent(ctx context.Context, tx *storage.Tx, room storage.RoomNID, ev *event.Event, nid storage.EventNID, pos int64) error {
+	return nil
+}
+
+// unindexEvent forgets what the indexes hold of the event nid (eventID), whose content a
+// redaction has just pruned.
+func unindexEvent(ctx context.Context, tx *storage.Tx, room storage.RoomNID, nid storage.EventNID, eventID string) error {
+	return nil
+}
