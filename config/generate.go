@@ -133,8 +133,14 @@ media:
   # (checked after DNS resolution, on every redirect). Off, like federation's.
   allow_private_addresses: false
   url_preview:
-    # URL previews make the server fetch what users link to; not implemented yet.
+    # URL previews make the server fetch the pages users link to (and so tell the server, and
+    # the site, what they read). Previews are kept in memory only, never in the database; the
+    # private address rule above applies to every fetch.
     enabled: false
+    # Host name patterns never previewed, e.g. ["*.internal", "intranet.example.com"].
+    denied_hosts: []
+    # How long a preview is reused before the page is fetched again.
+    cache_lifetime: "1h"
 
 e2ee:
   # Send-to-device messages (encryption keys for a device) not collected by their device within

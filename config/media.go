@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"path"
+	"time"
+)
 
 // Media is the media repository (uploads, downloads, thumbnails, remote media).
 type Media struct {
@@ -41,6 +44,11 @@ type URLPreview struct {
 	// Enabled makes the server fetch URLs that clients ask to preview. Off: a preview tells the
 	// server what its users read, and fetching arbitrary URLs is a way into the operator's network.
 	Enabled bool `yaml:"enabled"`
+	// DeniedHosts are host name patterns (globs such as "*.internal") never previewed, on top of
+	// the private address rule (media.allow_private_addresses).
+	DeniedHosts []string `yaml:"denied_hosts"`
+	// CacheLifetime is how long a preview is reused; previews are held in memory only.
+	CacheLifetime time.Duration `yaml:"cache_lifetime"`
 }
 
 func defaultMedia() Media {
@@ -54,6 +62,7 @@ func defaultMedia() Media {
 		},
 		MaxImagePixels:        32_000_000,
 		LegacyUnauthenticated: true,
+		URLPreview:            URLPreview{DeniedHosts: []string{}, CacheLifetime: time.Hour},
 	}
 }
 
@@ -83,8 +92,13 @@ func (c *Config) validateMedia() []string {
 	if m.MaxImagePixels < 1_000_000 {
 		p = append(p, c.at("media.max_image_pixels", "must be at least 1000000"))
 	}
-	if m.URLPreview.Enabled {
-		p = append(p, c.at("media.url_preview.enabled", "URL previews are not implemented yet; leave this false"))
+	if m.URLPreview.CacheLifetime < time.Minute || m.URLPreview.CacheLifetime > 7*24*time.Hour {
+		p = append(p, c.at("media.url_preview.cache_lifetime", "must be between 1m and 168h"))
+	}
+	for i, h := range m.URLPreview.DeniedHosts {
+		if _, err := path.Match(h, ""); err != nil || h == "" {
+			p = append(p, c.at("media.url_preview.denied_hosts", "entry %d: %q is not a host pattern", i+1, h))
+		}
 	}
 	return p
 }

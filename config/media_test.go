@@ -38,12 +38,14 @@ func TestMediaConfig(t *testing.T) {
   max_image_pixels: 5
   url_preview:
     enabled: true
+    cache_lifetime: 1s
+    denied_hosts: ["[bad"]
 `))
 	if err == nil {
 		t.Fatal("bad media config accepted")
 	}
 	for _, want := range []string{"line 2: media.max_upload_size", "media.user_quota", "media.max_pending_uploads",
-		"media.remote_cache_lifetime", "entry 1: width", "entry 1: method", "media.max_image_pixels", "media.url_preview.enabled"} {
+		"media.remote_cache_lifetime", "entry 1: width", "entry 1: method", "media.max_image_pixels", "media.url_preview.cache_lifetime", "entry 1: \"[bad\""} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q: %v", want, err)
 		}

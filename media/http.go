@@ -165,12 +165,6 @@ func (s *Service) handleConfig(*http.Request, string) (mxhttp.Response, error) {
 	return mxhttp.OK(map[string]any{"m.upload.size": s.cfg.MaxUploadSize}), nil
 }
 
-// handlePreviewURL: URL previews are not implemented; the endpoint says so the way a server
-// with previews switched off does.
-func (s *Service) handlePreviewURL(*http.Request, string) (mxhttp.Response, error) {
-	return mxhttp.Response{}, mxhttp.Unrecognized("URL previews are disabled on this server")
-}
-
 // lookupOf reads the parameters every download shares.
 func lookupOf(r *http.Request, origin, mediaID string, legacy bool) (lookup, error) {
 	q := r.URL.Query()

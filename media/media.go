@@ -77,8 +77,12 @@ type Config struct {
 	// media marked legacy_unauthenticated (media from before authenticated media); when false
 	// they serve nothing. New uploads are never marked, so they are never served there.
 	LegacyUnauthenticated bool
-	// URLPreviews turns on /preview_url.
+	// URLPreviews turns on /preview_url (preview.go).
 	URLPreviews bool
+	// URLPreviewDeniedHosts are host patterns (path.Match globs) never previewed.
+	URLPreviewDeniedHosts []string
+	// URLPreviewCacheLifetime is how long a preview is reused from memory.
+	URLPreviewCacheLifetime time.Duration
 	// Remote fetches other servers' media; nil: remote media is not fetched.
 	Remote Remote
 }
@@ -95,6 +99,9 @@ type Service struct {
 	generating keyedMutex // one generation per thumbnail at a time
 	// decoding bounds how many images are decoded at once, and so the memory thumbnails take.
 	decoding chan struct{}
+	// previews are recent URL previews; previewSlots bounds the previews fetched at once.
+	previews     previewCache
+	previewSlots chan struct{}
 }
 
 // New returns the media repository, creating its directory.
@@ -117,12 +124,16 @@ func New(cfg Config, log *logrus.Entry) (*Service, error) {
 	if cfg.MaxImagePixels <= 0 {
 		cfg.MaxImagePixels = DefaultMaxImagePixels
 	}
+	if cfg.URLPreviewCacheLifetime <= 0 {
+		cfg.URLPreviewCacheLifetime = DefaultURLPreviewCacheLifetime
+	}
 	s := &Service{
-		cfg:      cfg,
-		db:       cfg.DB,
-		log:      log.WithField("component", "media"),
-		now:      time.Now,
-		decoding: make(chan struct{}, 2),
+		cfg:          cfg,
+		db:           cfg.DB,
+		log:          log.WithField("component", "media"),
+		now:          time.Now,
+		decoding:     make(chan struct{}, 2),
+		previewSlots: make(chan struct{}, previewFetches),
 	}
 	files, err := newFileStore(cfg.Dir, func(hash string) (bool, error) {
 		return storage.MediaHashInUse(context.Background(), s.db, hash)

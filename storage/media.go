@@ -202,11 +202,12 @@ func ListUserMedia(ctx context.Context, r Reader, uploader string) ([]MediaKey, 
 	return listMediaKeys(ctx, r, `SELECT origin, media_id FROM media WHERE uploader = $1 ORDER BY created_ts`, uploader)
 }
 
-// ListStaleMedia returns up to limit media to clean up at now: remote media (origin other than
-// localServer) last read before unusedBefore, and pending uploads whose id has expired.
+// ListStaleMedia returns up to limit media to clean up at now: cached media last read before
+// unusedBefore (remote media, whose origin is not localServer, and local media without an
+// uploader, which URL previews store), and pending uploads whose id has expired.
 func ListStaleMedia(ctx context.Context, r Reader, localServer string, unusedBefore, now int64, limit int) ([]MediaKey, error) {
 	return listMediaKeys(ctx, r, `SELECT origin, media_id FROM media
-		WHERE (origin <> $1 AND last_access_ts < $2) OR (uploaded_ts = 0 AND unused_expires_ts < $3)
+		WHERE ((origin <> $1 OR uploader = '') AND last_access_ts < $2) OR (uploaded_ts = 0 AND unused_expires_ts < $3)
 		ORDER BY last_access_ts LIMIT $4`, localServer, unusedBefore, now, limit)
 }
 

@@ -190,6 +190,7 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		MaxPendingUploads: cfg.Media.MaxPendingUploads, RemoteCacheLifetime: cfg.Media.RemoteCacheLifetime,
 		ThumbnailSizes: thumbSizes, MaxImagePixels: cfg.Media.MaxImagePixels,
 		LegacyUnauthenticated: cfg.Media.LegacyUnauthenticated, URLPreviews: cfg.Media.URLPreview.Enabled,
+		URLPreviewDeniedHosts: cfg.Media.URLPreview.DeniedHosts, URLPreviewCacheLifetime: cfg.Media.URLPreview.CacheLifetime,
 		Remote: mediaRemote,
 	}, log)
 	if err != nil {

@@ -4,13 +4,13 @@
 
 -- media: one row per mxc://origin/media_id this server holds or has promised (an asynchronous
 -- upload created with /create and not uploaded yet has uploaded_ts 0 and no content_hash).
--- uploader is the local user who uploaded it ('' for cached remote media). last_access_ts drives
--- the removal of unused remote media. legacy_unauthenticated marks media that the deprecated
+-- uploader is the local user who uploaded it ('' for cached remote media and for URL preview
+-- images). last_access_ts drives the removal of unused cached media. legacy_unauthenticated marks media that the deprecated
 -- unauthenticated /_matrix/media/v3/download and /thumbnail endpoints may still serve: only media
 -- that existed before authenticated media was switched on; new uploads never get it.
 -- Personal data: who uploaded what, when, the file name and type, and the content itself (on
--- disk). Deleted: local media with the uploader's erasure (DeleteUserMedia); remote media once
--- unused for media.remote_cache_lifetime; pending uploads once unused_expires_ts passes.
+-- disk). Deleted: local media with the uploader's erasure (DeleteUserMedia); remote media and URL
+-- preview images once unused for media.remote_cache_lifetime; pending uploads once unused_expires_ts passes.
 CREATE TABLE media (
 	origin TEXT NOT NULL,
 	media_id TEXT NOT NULL,
