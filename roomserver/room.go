@@ -1,6 +1,7 @@
 package roomserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,10 @@ import (
 type roomSlot struct {
 	lock  chan struct{}
 	state *roomState // nil until loaded; replaced only by the lock holder
+	// refs counts who holds or waits for lock, lastUse when it was last asked for (a tick of
+	// Server.useClock); both guarded by Server.mu.
+	refs    int
+	lastUse uint64
 }
 
 // eventRef is an event of a room as input sees it. nid is 0 until the event is committed; ev
@@ -52,7 +57,14 @@ func (s *Server) lockLoaded(ctx context.Context, roomID string) (*roomState, fun
 	return rs, unlock, nil
 }
 
-// lockRoom takes the input lock of a room; the caller must call the returned unlock.
+// maxIdleRooms bounds the rooms whose state stays cached while nobody uses them: beyond it, the
+// least recently used idle rooms are dropped (and read again from storage on next use).
+const maxIdleRooms = 10_000
+
+// lockRoom takes the input lock of a room; the caller must call the returned unlock. A slot
+// lives in s.rooms while anyone holds or waits for it; after that, a room that turned out not
+// to exist is dropped at once (so asking about made-up room ids costs no memory), and a known
+// room stays cached until evictIdle drops it.
 func (s *Server) lockRoom(ctx context.Context, roomID string) (*roomSlot, func(), error) {
 	s.mu.Lock()
 	slot := s.rooms[roomID]
@@ -60,12 +72,45 @@ func (s *Server) lockRoom(ctx context.Context, roomID string) (*roomSlot, func()
 		slot = &roomSlot{lock: make(chan struct{}, 1)}
 		s.rooms[roomID] = slot
 	}
+	slot.refs++
+	s.useClock++
+	slot.lastUse = s.useClock
 	s.mu.Unlock()
+	release := func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		slot.refs--
+		if slot.refs == 0 && slot.state == nil {
+			delete(s.rooms, roomID)
+		}
+		if len(s.rooms) > maxIdleRooms {
+			s.evictIdle()
+		}
+	}
 	select {
 	case slot.lock <- struct{}{}:
-		return slot, func() { <-slot.lock }, nil
+		return slot, func() { <-slot.lock; release() }, nil
 	case <-ctx.Done():
+		release()
 		return nil, nil, ctx.Err()
+	}
+}
+
+// evictIdle drops the least recently used idle rooms until a tenth of maxIdleRooms is free, so
+// that it runs once per that many new rooms, not on every unlock. The caller holds s.mu.
+func (s *Server) evictIdle() {
+	idle := make([]string, 0, len(s.rooms))
+	for id, slot := range s.rooms {
+		if slot.refs == 0 {
+			idle = append(idle, id)
+		}
+	}
+	slices.SortFunc(idle, func(a, b string) int { return cmp.Compare(s.rooms[a].lastUse, s.rooms[b].lastUse) })
+	for _, id := range idle {
+		if len(s.rooms) <= maxIdleRooms*9/10 {
+			break
+		}
+		delete(s.rooms, id)
 	}
 }
 

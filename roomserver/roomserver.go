@@ -80,6 +80,7 @@ type Server struct {
 
 	mu           sync.Mutex
 	rooms        map[string]*roomSlot
+	useClock     uint64 // ticks on every lockRoom, for evicting idle rooms
 	roomVersions map[storage.RoomNID]event.RoomVersion
 
 	intern interner
