@@ -258,32 +258,48 @@ func (a *API) getRoomVisibility(r *http.Request, _ Requester) (mxhttp.Response, 
 	return mxhttp.OK(map[string]string{"visibility": vis}), nil
 }
 
-// setRoomVisibility publishes or withdraws a room; it takes the power to change the room's
-// canonical alias, as Synapse asks.
+// setRoomVisibility publishes or withdraws a room. It takes the power to change the room's
+// canonical alias (as Synapse asks: those who name the room decide where it is advertised), or
+// a server admin, who may withdraw a room from this server's directory without being in it.
+// An absent visibility is "public", the spec's default.
 func (a *API) setRoomVisibility(r *http.Request, who Requester) (mxhttp.Response, error) {
 	roomID, err := pathRoomID(r)
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
 	var req struct {
-		Visibility string `json:"visibility"`
+		Visibility *string `json:"visibility"`
 	}
 	if err := mxhttp.ReadJSON(r, &req); err != nil {
 		return mxhttp.Response{}, err
 	}
-	if req.Visibility != "public" && req.Visibility != "private" {
+	vis := "public"
+	if req.Visibility != nil {
+		vis = *req.Visibility
+	}
+	if vis != "public" && vis != "private" {
 		return mxhttp.Response{}, mxhttp.InvalidParam("visibility must be public or private")
 	}
 	ctx := r.Context()
+	if _, err := a.cfg.Rooms.RoomVersion(ctx, roomID); err != nil {
+		return mxhttp.Response{}, roomError(err)
+	}
 	ok, err := a.mayChangeState(ctx, roomID, who.UserID, "m.room.canonical_alias")
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
 	if !ok {
+		acc, err := storage.GetAccount(ctx, a.db, who.Localpart)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return mxhttp.Response{}, mxhttp.Internal(err)
+		}
+		ok = err == nil && acc.IsAdmin
+	}
+	if !ok {
 		return mxhttp.Response{}, mxhttp.Forbidden("you may not change the room's publication")
 	}
 	err = a.db.WithTx(ctx, func(tx *storage.Tx) error {
-		return tx.SetRoomPublished(ctx, roomID, req.Visibility == "public", a.now().UnixMilli())
+		return tx.SetRoomPublished(ctx, roomID, vis == "public", a.now().UnixMilli())
 	})
 	if err != nil {
 		return mxhttp.Response{}, mxhttp.Internal(err)

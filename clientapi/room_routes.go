@@ -59,4 +59,24 @@ func (a *API) roomRoutes(r *mux.Router) {
 	open("/directory/list/room/{roomId}", a.getRoomVisibility, get)
 	handle("/directory/list/room/{roomId}", a.setRoomVisibility, put)
 	handle("/rooms/{roomId}/upgrade", a.upgradeRoom, post)
+	// The published room directory, room summaries and spaces (publicrooms.go, roomsummary.go,
+	// hierarchy.go). Reading the directory or a summary needs a token unless
+	// directory.require_auth is off; listing another server's directory always does.
+	if _, ok := a.cfg.Rooms.(directoryRooms); ok {
+		browse := open
+		if a.cfg.DirectoryRequiresAuth {
+			browse = handle
+		}
+		browse("/publicRooms", a.getPublicRooms, get)
+		handle("/publicRooms", a.postPublicRooms, post)
+		v1 := func(path string, h mxhttp.HandlerFunc) {
+			r.Handle("/_matrix/client/v1"+path, mxhttp.Handle(h)).Methods(get)
+		}
+		if a.cfg.DirectoryRequiresAuth {
+			v1("/room_summary/{roomIdOrAlias}", a.authed(a.roomSummary))
+		} else {
+			v1("/room_summary/{roomIdOrAlias}", a.optionalAuth(a.roomSummary))
+		}
+		v1("/rooms/{roomId}/hierarchy", a.authed(a.hierarchy))
+	}
 }

@@ -61,6 +61,12 @@ type Config struct {
 	// PresenceEnabled tracks and shares presence; off, the presence endpoints answer without
 	// recording anything (presence.go).
 	PresenceEnabled bool
+	// DirectoryRequiresAuth asks for an access token on GET /publicRooms and GET /room_summary
+	// (directory.require_auth).
+	DirectoryRequiresAuth bool
+	// RemoteDirectory reads other servers' room directories and room summaries (publicrooms.go,
+	// hierarchy.go); nil: server= and rooms this server is not in are not found.
+	RemoteDirectory RemoteDirectory
 }
 
 // API serves the Client-Server API.

@@ -36,6 +36,7 @@ type Config struct {
 	Debug        Debug        `yaml:"debug"`
 	Media        Media        `yaml:"media"`
 	E2EE         E2EE         `yaml:"e2ee"`
+	Directory    Directory    `yaml:"directory"`
 
 	// lines maps a key path such as "federation.listen" to its line in the file, for messages.
 	lines map[string]int
@@ -141,6 +142,7 @@ func Default() Config {
 		Log:        Log{Level: "info", Format: "text"},
 		RateLimit:  RateLimit{Enabled: true, PerSecond: 2, Burst: 10},
 		Profile:    Profile{RequireSharedRoom: true},
+		Directory:  Directory{RequireAuth: true},
 		Media:      defaultMedia(),
 		E2EE:       E2EE{ToDeviceTTL: 30 * 24 * time.Hour},
 	}

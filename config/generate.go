@@ -92,6 +92,14 @@ profile:
   # them, and to servers with such a user. Set to false to let anyone look up any profile.
   require_shared_room: true
 
+directory:
+  # Ask for an access token on GET /publicRooms and GET /room_summary (the spec allows
+  # anonymous access). Set to false to let anyone browse the published room directory.
+  require_auth: true
+  # Let other servers list this server's published rooms over federation, so that their users
+  # can find them. Off, they are refused; space hierarchies are served either way.
+  federate: false
+
 presence:
   # Online/offline status. Off, the presence endpoints answer ("offline") but nothing is
   # recorded or shared with other users or servers.

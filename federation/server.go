@@ -53,6 +53,11 @@ type Config struct {
 	// UserKeys answers /user/devices, /user/keys/query and /user/keys/claim (inbound_user.go);
 	// nil: those answer M_UNRECOGNIZED.
 	UserKeys UserKeyStore
+	// Directory answers /publicRooms and /hierarchy (inbound_directory.go); nil: those answer
+	// M_UNRECOGNIZED. FederateRoomDirectory (directory.federate) lets other servers list the
+	// published rooms; off, /publicRooms answers 403.
+	Directory             DirectoryRooms
+	FederateRoomDirectory bool
 }
 
 // OldVerifyKey is a retired signing key's public half and when it stopped being used.
@@ -122,6 +127,7 @@ func (s *Server) Handler() http.Handler {
 		r.Handle(rt.path, s.authed(rt.h)).Methods(rt.method)
 	}
 	s.userRoutes(r)
+	s.directoryRoutes(r)
 	return mxhttp.Middleware(s.log, s.cfg.MaxBodyBytes)(r)
 }
 

@@ -14,7 +14,10 @@ import (
 	"myelin/storage"
 )
 
-const v3 = "/_matrix/client/v3"
+const (
+	v3 = "/_matrix/client/v3"
+	v1 = "/_matrix/client/v1"
+)
 
 // withPassword runs a request protected by User-Interactive Authentication: first without auth,
 // which must be answered with the password flow and a session, then with the password.

@@ -218,6 +218,8 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		RemoteProfiles:            userFed,
 		ProfileRequiresSharedRoom: cfg.Profile.RequireSharedRoom,
 		PresenceEnabled:           cfg.Presence.Enabled,
+		DirectoryRequiresAuth:     cfg.Directory.RequireAuth,
+		RemoteDirectory:           outbound,
 		Hooks: clientapi.Hooks{
 			DevicesDeleted:     keyStore.DevicesDeleted,
 			AccountDeactivated: accountDeactivated(db, rooms, keyStore, mediaRepo, cfg.ServerName),
@@ -236,6 +238,9 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		Contacted:     sender.Wake,
 		EDUHandlers:   federation.UserEDUHandlers(ephemeral, keyStore),
 		UserKeys:      keyStore,
+		Directory:     rooms,
+		// The published rooms go to other servers only if the operator says so (directory.federate).
+		FederateRoomDirectory: cfg.Directory.Federate,
 		Queries: map[string]mxhttp.HandlerFunc{
 			"profile":   federation.ProfileQuery(db, cfg.ServerName, cfg.Profile.RequireSharedRoom),
 			"directory": directoryQuery(rooms),
