@@ -126,6 +126,7 @@ func (a *API) Handler() http.Handler {
 	a.e2eRoutes(r)
 	a.syncRoutes(r)
 	a.ephemeralRoutes(r)
+	a.searchRoutes(r) // search_routes.go: /search, user directory, mutual rooms
 
 	return mxhttp.Middleware(a.log, a.cfg.MaxBodyBytes)(mxhttp.CORS(r))
 }

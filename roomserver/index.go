@@ -18,11 +18,17 @@ import (
 
 // indexEvent indexes ev, stored in room as nid at stream position pos (0 for an outlier).
 func indexEvent(ctx context.Context, tx *storage.Tx, room storage.RoomNID, ev *event.Event, nid storage.EventNID, pos int64) error {
+	if err := indexSearch(ctx, tx, room, ev, nid, pos); err != nil { // search_index.go
+		return err
+	}
 	return nil
 }
 
 // unindexEvent forgets what the indexes hold of the event nid (eventID), whose content a
 // redaction has just pruned.
 func unindexEvent(ctx context.Context, tx *storage.Tx, room storage.RoomNID, nid storage.EventNID, eventID string) error {
+	if err := unindexSearch(ctx, tx, nid); err != nil { // search_index.go
+		return err
+	}
 	return nil
 }
