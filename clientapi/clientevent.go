@@ -33,6 +33,8 @@ type ClientUnsigned struct {
 	TransactionID   string          `json:"transaction_id,omitempty"`
 	RedactedBecause *ClientEvent    `json:"redacted_because,omitempty"`
 	Membership      string          `json:"membership,omitempty"`
+	// Relations is the bundled aggregation of the event's children (aggregations.go).
+	Relations *BundledRelations `json:"m.relations,omitempty"`
 }
 
 // EventFormat selects between the two shapes of the spec.

@@ -39,6 +39,10 @@ type RoomEventFilter struct {
 	NotRooms                  []string `json:"not_rooms,omitempty"`
 	Rooms                     []string `json:"rooms,omitempty"`
 	ContainsURL               *bool    `json:"contains_url,omitempty"`
+	// RelatedByRelTypes and RelatedBySenders keep the events that have a child of one of
+	// these rel_types, sent by one of these senders (relations_filter.go).
+	RelatedByRelTypes []string `json:"related_by_rel_types,omitempty"`
+	RelatedBySenders  []string `json:"related_by_senders,omitempty"`
 }
 
 // StateFilter is the spec's StateFilter.

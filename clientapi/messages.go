@@ -115,6 +115,9 @@ func (a *API) pageEvents(ctx context.Context, who Requester, room storage.Room, 
 		if visible, err = a.withoutUnappliedRedactions(ctx, visible); err != nil {
 			return p, err
 		}
+		if visible, err = a.relatedBy(ctx, filter, visible); err != nil {
+			return p, err
+		}
 		for _, ev := range visible {
 			if filter != nil && !filter.Allows(ev) {
 				continue

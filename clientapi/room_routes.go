@@ -59,6 +59,7 @@ func (a *API) roomRoutes(r *mux.Router) {
 	open("/directory/list/room/{roomId}", a.getRoomVisibility, get)
 	handle("/directory/list/room/{roomId}", a.setRoomVisibility, put)
 	handle("/rooms/{roomId}/upgrade", a.upgradeRoom, post)
+	a.relationRoutes(r) // relations.go
 	// The published room directory, room summaries and spaces (publicrooms.go, roomsummary.go,
 	// hierarchy.go). Reading the directory or a summary needs a token unless
 	// directory.require_auth is off; listing another server's directory always does.

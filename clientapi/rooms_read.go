@@ -322,6 +322,9 @@ func (a *API) clientEvents(ctx context.Context, who Requester, evs []*event.Even
 		}
 		out = append(out, ToClientEvent(ev, FormatClient, now, opt))
 	}
+	if err := a.bundleAggregations(ctx, who, evs, out, FormatClient); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

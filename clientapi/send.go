@@ -173,6 +173,9 @@ func (a *API) sendMessage(r *http.Request, who Requester) (mxhttp.Response, erro
 		})
 	}
 	return a.withTxn(ctx, who, "send/"+roomID+"/"+typ, txnID, func(record roomserver.AlsoInTx) (*event.Event, error) {
+		if err := a.checkRelation(ctx, who, roomID, typ, content); err != nil { // relations_send.go
+			return nil, err
+		}
 		return a.cfg.Rooms.SendEventAlso(ctx, event.Proto{Type: typ, Sender: who.UserID, RoomID: roomID, Content: content}, record)
 	})
 }

@@ -294,6 +294,9 @@ func (h *syncHandlers) window(ctx context.Context, who Requester, ur storage.Use
 		return nil, err
 	}
 	tf := req.filter.Room.Timeline
+	if visible, err = h.relatedBy(ctx, &tf, visible); err != nil {
+		return nil, err
+	}
 	for _, ev := range visible {
 		if tf.Allows(ev) {
 			w.events = append(w.events, ev)
@@ -547,6 +550,9 @@ func (h *syncHandlers) timelineEvents(ctx context.Context, who Requester, w *roo
 			opt.Replaced, opt.PrevVisible = prev, true
 		}
 		out = append(out, ToClientEvent(ev, FormatSync, now, opt))
+	}
+	if err := h.bundleAggregations(ctx, who, shown, out, FormatSync); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -18,6 +18,10 @@ import (
 
 // indexEvent indexes ev, stored in room as nid at stream position pos (0 for an outlier).
 func indexEvent(ctx context.Context, tx *storage.Tx, room storage.RoomNID, ev *event.Event, nid storage.EventNID, pos int64) error {
+	// Relations (m.relates_to, cleartext even in encrypted events): relations.go.
+	if err := indexRelation(ctx, tx, room, ev, nid, pos); err != nil {
+		return err
+	}
 	if err := indexSearch(ctx, tx, room, ev, nid, pos); err != nil { // search_index.go
 		return err
 	}
@@ -27,6 +31,11 @@ func indexEvent(ctx context.Context, tx *storage.Tx, room storage.RoomNID, ev *e
 // unindexEvent forgets what the indexes hold of the event nid (eventID), whose content a
 // redaction has just pruned.
 func unindexEvent(ctx context.Context, tx *storage.Tx, room storage.RoomNID, nid storage.EventNID, eventID string) error {
+	// A redacted child leaves its parent's aggregations (a redacted edit reverts it); a
+	// redacted parent keeps its children, whose rows name it by id.
+	if err := tx.UnindexRelation(ctx, nid); err != nil {
+		return err
+	}
 	if err := unindexSearch(ctx, tx, nid); err != nil { // search_index.go
 		return err
 	}
