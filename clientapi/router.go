@@ -11,6 +11,7 @@ import (
 	"myelin/clientapi/account"
 	"myelin/keys/e2e"
 	"myelin/mxhttp"
+	"myelin/push"
 	"myelin/storage"
 )
 
@@ -67,6 +68,9 @@ type Config struct {
 	// RemoteDirectory reads other servers' room directories and room summaries (publicrooms.go,
 	// hierarchy.go); nil: server= and rooms this server is not in are not found.
 	RemoteDirectory RemoteDirectory
+	// PushRules holds users' push rules (pushrules.go); give the notifier the same one, so that
+	// a change reaches its cache. Nil: one over DB.
+	PushRules *push.Store
 }
 
 // API serves the Client-Server API.
@@ -96,6 +100,9 @@ func New(cfg Config, log *logrus.Entry) *API {
 			rooms = cfg.Rooms
 		}
 		cfg.Ephemeral = NewEphemeral(EphemeralConfig{ServerName: cfg.ServerName, DB: cfg.DB, Rooms: rooms, Notifier: cfg.SyncNotifier, Log: log})
+	}
+	if cfg.PushRules == nil {
+		cfg.PushRules = push.NewStore(cfg.DB)
 	}
 	return &API{
 		cfg:      cfg,
@@ -127,6 +134,7 @@ func (a *API) Handler() http.Handler {
 	a.syncRoutes(r)
 	a.ephemeralRoutes(r)
 	a.searchRoutes(r) // search_routes.go: /search, user directory, mutual rooms
+	a.pushRuleRoutes(r)
 
 	return mxhttp.Middleware(a.log, a.cfg.MaxBodyBytes)(mxhttp.CORS(r))
 }

@@ -84,6 +84,9 @@ func (h *syncHandlers) getAccountData(r *http.Request, who Requester) (mxhttp.Re
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
+	if roomID == "" && dataType == "m.push_rules" {
+		return h.pushRulesAccountData(r, who) // rendered from the rules (sync_pushrules.go)
+	}
 	d, err := storage.GetAccountData(r.Context(), h.db, who.UserID, roomID, dataType)
 	if errors.Is(err, storage.ErrNotFound) {
 		return mxhttp.Response{}, mxhttp.NotFound("no account data of type %s", dataType)

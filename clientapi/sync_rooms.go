@@ -66,6 +66,9 @@ func (h *syncHandlers) computeSync(ctx context.Context, who Requester, req syncR
 			roomData[d.RoomID] = append(roomData[d.RoomID], ev)
 		}
 	}
+	if err := h.syncPushRules(ctx, who, initial, req, resp); err != nil {
+		return nil, err
+	}
 
 	lazy := req.filter.Room.State.LazyLoadMembers
 	if initial && lazy {

@@ -62,11 +62,16 @@ type Room struct {
 }
 
 // Event is an event prepared once for evaluation against many users' rules: its client-format
-// JSON flattened into dotted keys (with the escaping of spec v1.7).
+// JSON flattened into dotted keys (with the escaping of spec v1.7). Build it with NewEvent.
 type Event struct {
+	// flat maps each dotted key to the value found there: string, bool, nil, json.Number, or
+	// []any for an array (whose elements are kept as decoded, for event_property_contains).
+	// Objects have no entry of their own: their members do.
 	flat map[string]any
-	// Body, Type, Sender as found in the event, for quick checks.
-	Type, Sender string
+	// Type, Sender, RoomID and StateKey (nil for a message event) as found in the event, for
+	// the checks that need no flattened key.
+	Type, Sender, RoomID string
+	StateKey             *string
 }
 
 // Outcome is what evaluating an event for a user decided.
@@ -80,19 +85,90 @@ type Outcome struct {
 	Actions []json.RawMessage
 }
 
-// NewEvent prepares the event (client format: type, sender, room_id, content, state_key, ...)
-// for evaluation.
-func NewEvent(clientJSON []byte) (*Event, error) {
-	panic("push.NewEvent: not implemented yet")
+// MarshalJSON writes the rule as the spec's PushRule: "conditions" is present for override and
+// underride rules (even when empty, as .m.rule.master shows) and absent for the other kinds,
+// which hold nil; "actions" is always an array.
+func (r Rule) MarshalJSON() ([]byte, error) {
+	type wire struct {
+		RuleID     string            `json:"rule_id"`
+		Default    bool              `json:"default"`
+		Enabled    bool              `json:"enabled"`
+		Conditions *[]Condition      `json:"conditions,omitempty"`
+		Pattern    *string           `json:"pattern,omitempty"`
+		Actions    []json.RawMessage `json:"actions"`
+	}
+	w := wire{RuleID: r.RuleID, Default: r.Default, Enabled: r.Enabled, Pattern: r.Pattern, Actions: r.Actions}
+	if r.Conditions != nil {
+		w.Conditions = &r.Conditions
+	}
+	if w.Actions == nil {
+		w.Actions = []json.RawMessage{}
+	}
+	return json.Marshal(w)
 }
 
-// Default returns the spec's default rule set (v1.19) for userID.
-func Default(userID string) *Ruleset {
-	panic("push.Default: not implemented yet")
+// MarshalJSON writes every kind as an array, empty rather than null.
+func (rs Ruleset) MarshalJSON() ([]byte, error) {
+	type wire Ruleset
+	w := wire(rs)
+	for _, k := range []*[]Rule{&w.Override, &w.Content, &w.Room, &w.Sender, &w.Underride} {
+		if *k == nil {
+			*k = []Rule{}
+		}
+	}
+	return json.Marshal(w)
 }
 
-// Evaluate runs rs over ev for the user and room described by r: the first enabled rule
-// whose conditions all hold decides.
-func (rs *Ruleset) Evaluate(ev *Event, r Room) Outcome {
-	panic("push.Ruleset.Evaluate: not implemented yet")
+// Kind returns the rules of one kind; nil for a kind that does not exist.
+func (rs *Ruleset) Kind(kind string) []Rule {
+	switch kind {
+	case KindOverride:
+		return rs.Override
+	case KindContent:
+		return rs.Content
+	case KindRoom:
+		return rs.Room
+	case KindSender:
+		return rs.Sender
+	case KindUnderride:
+		return rs.Underride
+	}
+	return nil
+}
+
+// Find returns the rule of that kind and id, and whether there is one.
+func (rs *Ruleset) Find(kind, ruleID string) (Rule, bool) {
+	for _, r := range rs.Kind(kind) {
+		if r.RuleID == ruleID {
+			return r, true
+		}
+	}
+	return Rule{}, false
+}
+
+// ValidKind reports whether kind is one of the spec's five kinds.
+func ValidKind(kind string) bool {
+	for _, k := range Kinds {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// kindPtr returns the slice of one kind, for building a rule set.
+func (rs *Ruleset) kindPtr(kind string) *[]Rule {
+	switch kind {
+	case KindOverride:
+		return &rs.Override
+	case KindContent:
+		return &rs.Content
+	case KindRoom:
+		return &rs.Room
+	case KindSender:
+		return &rs.Sender
+	case KindUnderride:
+		return &rs.Underride
+	}
+	return nil
 }

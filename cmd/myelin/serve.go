@@ -23,6 +23,7 @@ import (
 	"myelin/keys/e2e"
 	"myelin/media"
 	"myelin/mxhttp"
+	"myelin/push"
 	"myelin/roomserver"
 	"myelin/storage"
 )
@@ -167,6 +168,9 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 	userFed := federation.NewUserClient(fedClient, sender)
 	keyStore := e2e.New(db, cfg.ServerName, e2e.Options{Notifier: notifier, Rooms: rooms, Federation: userFed, Log: log, ToDeviceTTL: cfg.E2EE.ToDeviceTTL})
 	go keyStore.RunToDeviceExpiry(ctx, 0)
+	// Users' push rules: the rule API changes them and the notifier evaluates them, through one
+	// Store so that a change reaches the cache the notifier reads.
+	pushRules := push.NewStore(db)
 	ephemeral := clientapi.NewEphemeral(clientapi.EphemeralConfig{
 		ServerName: cfg.ServerName, DB: db, Rooms: rooms, Notifier: notifier, EDUs: sender, Log: log,
 	})
@@ -219,10 +223,11 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		ProfileRequiresSharedRoom: cfg.Profile.RequireSharedRoom,
 		PresenceEnabled:           cfg.Presence.Enabled,
 		DirectoryRequiresAuth:     cfg.Directory.RequireAuth,
+		PushRules:                 pushRules,
 		RemoteDirectory:           outbound,
 		Hooks: clientapi.Hooks{
 			DevicesDeleted:     keyStore.DevicesDeleted,
-			AccountDeactivated: accountDeactivated(db, rooms, keyStore, mediaRepo, cfg.ServerName),
+			AccountDeactivated: accountDeactivated(db, rooms, keyStore, mediaRepo, pushRules, cfg.ServerName),
 		},
 	}, log)
 	fed := federation.NewServer(federation.Config{
@@ -293,8 +298,9 @@ func directoryQuery(rooms *roomserver.Server) mxhttp.HandlerFunc {
 // Leaving comes first and does not stop at a room that fails: the keys must go regardless.
 // accountDeactivated is what deactivation does beyond the account itself: the user leaves every
 // room and their keys go. With erase (the spec's "erase": true), everything else they left with
-// the server goes too: profile, receipts, account data and sync records, and uploaded media.
-func accountDeactivated(db *storage.DB, rooms *roomserver.Server, keyStore *e2e.Store, mediaRepo *media.Service, serverName string) func(ctx context.Context, userID string, erase bool) error {
+// the server goes too: profile, receipts, account data and sync records, push rules, and
+// uploaded media.
+func accountDeactivated(db *storage.DB, rooms *roomserver.Server, keyStore *e2e.Store, mediaRepo *media.Service, pushRules *push.Store, serverName string) func(ctx context.Context, userID string, erase bool) error {
 	return func(ctx context.Context, userID string, erase bool) error {
 		leaveErr := rooms.LeaveAllRooms(ctx, userID)
 		localpart := strings.TrimSuffix(strings.TrimPrefix(userID, "@"), ":"+serverName)
@@ -311,8 +317,12 @@ func accountDeactivated(db *storage.DB, rooms *roomserver.Server, keyStore *e2e.
 			if err := tx.DeleteProfile(ctx, localpart); err != nil {
 				return err
 			}
+			if err := tx.DeleteUserPushRules(ctx, userID); err != nil {
+				return err
+			}
 			return tx.DeleteUserReceipts(ctx, userID)
 		})
+		pushRules.Forget(userID)
 		var mediaErr error
 		if erase {
 			_, mediaErr = mediaRepo.DeleteUserMedia(ctx, userID)
