@@ -101,6 +101,13 @@ func (a *API) authenticate(r *http.Request) (Requester, error) {
 	if owner.ExpiresTS != 0 && now.UnixMilli() >= owner.ExpiresTS {
 		return Requester{}, mxhttp.UnknownToken(true)
 	}
+	// Account locks and suspensions (admin.go).
+	if owner.Locked && !lockExempt(r) {
+		return Requester{}, userLocked()
+	}
+	if owner.Suspended && suspensionForbids(r) {
+		return Requester{}, userSuspended()
+	}
 	who := Requester{
 		UserID: a.accounts.UserID(owner.Localpart), Localpart: owner.Localpart, DeviceID: owner.DeviceID, tokenHash: hash,
 	}

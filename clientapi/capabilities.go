@@ -25,6 +25,7 @@ func (a *API) capabilities(*http.Request, Requester) (mxhttp.Response, error) {
 		"m.room_versions":   map[string]any{"default": a.cfg.DefaultRoomVersion, "available": available},
 		"m.set_displayname": enabled(true),
 		"m.set_avatar_url":  enabled(true),
+		"m.profile_fields":  enabled(true),
 		"m.3pid_changes":    enabled(false),
 		"m.get_login_token": enabled(false),
 	}}), nil

@@ -23,8 +23,8 @@ import (
 // does, so that other members see it.
 //
 // Choices the spec leaves open:
-//   - only displayname and avatar_url are kept; other profile fields (m.tz and custom ones of
-//     spec v1.16) are refused with 403 M_FORBIDDEN and are never found;
+//   - m.tz and custom fields (spec v1.16) are kept too (profile_fields.go), and shown like the
+//     rest of the profile; only displayname and avatar_url are copied into membership events;
 //   - a display name is at most maxDisplayNameLength bytes and an avatar must be an mxc:// URI;
 //   - an anonymous request for a profile is refused when ProfileRequiresSharedRoom is set.
 
@@ -104,11 +104,11 @@ func (a *API) lookupProfile(ctx context.Context, requester, userID, field string
 	if err != nil {
 		return nil, mxhttp.Internal(err)
 	}
-	p, err := storage.GetProfile(ctx, a.db, u.Local())
+	fields, err := fullProfile(ctx, a.db, u.Local())
 	if err != nil {
 		return nil, mxhttp.Internal(err)
 	}
-	return profileFields(p), nil
+	return fields, nil
 }
 
 // getProfile is GET /profile/{userId}.
@@ -156,6 +156,9 @@ func (a *API) putProfileField(r *http.Request, who Requester) (mxhttp.Response, 
 	if !ok {
 		return mxhttp.Response{}, mxhttp.MissingParam("%s is required", key)
 	}
+	if isCustomProfileKey(key) {
+		return a.setCustomProfileField(r.Context(), who, key, raw)
+	}
 	var value string
 	if string(raw) != "null" && json.Unmarshal(raw, &value) != nil {
 		return mxhttp.Response{}, mxhttp.InvalidParam("%s must be a string", key)
@@ -169,6 +172,9 @@ func (a *API) deleteProfileField(r *http.Request, who Requester) (mxhttp.Respons
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
+	if isCustomProfileKey(key) {
+		return a.deleteCustomProfileField(r.Context(), who, key)
+	}
 	return a.setProfileField(r.Context(), who, key, "")
 }
 
@@ -181,8 +187,8 @@ func (a *API) ownProfileKey(r *http.Request, who Requester) (string, error) {
 	if userID != who.UserID {
 		return "", mxhttp.Forbidden("you can only change your own profile")
 	}
-	if key != "displayname" && key != "avatar_url" {
-		return "", mxhttp.Forbidden("this server keeps no profile field %q", key)
+	if err := checkProfileKey(key); err != nil {
+		return "", err
 	}
 	return key, nil
 }
@@ -199,13 +205,20 @@ func (a *API) setProfileField(ctx context.Context, who Requester, key, value str
 		}
 	}
 	err := a.db.WithTx(ctx, func(tx *storage.Tx) error {
+		var newValue any
+		if value != "" {
+			newValue = value
+		}
+		if err := checkProfileSize(ctx, tx, who.Localpart, key, newValue); err != nil {
+			return err
+		}
 		if key == "displayname" {
 			return tx.SetDisplayName(ctx, who.Localpart, value)
 		}
 		return tx.SetAvatarURL(ctx, who.Localpart, value)
 	})
 	if err != nil {
-		return mxhttp.Response{}, mxhttp.Internal(err)
+		return mxhttp.Response{}, mxhttp.AsError(err)
 	}
 	a.propagateProfile(context.WithoutCancel(ctx), who.UserID, key, value)
 	return mxhttp.Empty(), nil

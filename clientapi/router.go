@@ -62,6 +62,10 @@ type Config struct {
 	// PresenceEnabled tracks and shares presence; off, the presence endpoints answer without
 	// recording anything (presence.go).
 	PresenceEnabled bool
+	// TURN is the TURN server handed to clients for calls (voip.go); none configured: {}.
+	TURN TURNConfig
+	// Support is what /.well-known/matrix/support announces (nofeature.go).
+	Support SupportInfo
 	// DirectoryRequiresAuth asks for an access token on GET /publicRooms and GET /room_summary
 	// (directory.require_auth).
 	DirectoryRequiresAuth bool
@@ -135,6 +139,7 @@ func (a *API) Handler() http.Handler {
 	a.ephemeralRoutes(r)
 	a.searchRoutes(r) // search_routes.go: /search, user directory, mutual rooms
 	a.pushRuleRoutes(r)
+	a.miscRoutes(r)
 
 	return mxhttp.Middleware(a.log, a.cfg.MaxBodyBytes)(mxhttp.CORS(r))
 }

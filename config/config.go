@@ -37,6 +37,9 @@ type Config struct {
 	Media        Media        `yaml:"media"`
 	E2EE         E2EE         `yaml:"e2ee"`
 	Directory    Directory    `yaml:"directory"`
+	TURN         TURN         `yaml:"turn"`
+	Support      Support      `yaml:"support"`
+	Reports      Reports      `yaml:"reports"`
 
 	// lines maps a key path such as "federation.listen" to its line in the file, for messages.
 	lines map[string]int
@@ -145,6 +148,8 @@ func Default() Config {
 		Directory:  Directory{RequireAuth: true},
 		Media:      defaultMedia(),
 		E2EE:       E2EE{ToDeviceTTL: 30 * 24 * time.Hour},
+		TURN:       TURN{TTL: time.Hour},
+		Reports:    Reports{Retention: DefaultReportRetention},
 	}
 }
 

@@ -154,6 +154,35 @@ e2ee:
   # Send-to-device messages (encryption keys for a device) not collected by their device within
   # this long are deleted (30 days).
   to_device_ttl: "720h"
+
+turn:
+  # TURN servers handed to clients for voice and video calls, e.g.
+  # ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349?transport=tcp"].
+  # Empty: none is offered (GET /voip/turnServer answers {}).
+  uris: []
+  # coturn's static-auth-secret: each user gets credentials valid for ttl (TURN REST API).
+  shared_secret: ""
+  # Or one fixed TURN account handed to every user (instead of shared_secret).
+  username: ""
+  password: ""
+  # How long shared-secret credentials stay valid.
+  ttl: "1h"
+  # Hand credentials to guest accounts too (this server has no guest accounts yet).
+  allow_guests: false
+
+support:
+  # Served at /.well-known/matrix/support so that users (including locked-out ones) know whom
+  # to ask. Each contact has a role (m.role.admin, m.role.security) and a matrix_id and/or an
+  # email_address, e.g. [{matrix_id: "@admin:example.org", role: "m.role.admin"}].
+  # With no contacts and no page the endpoint answers 404.
+  contacts: []
+  # A web page with help for this server's users, e.g. https://example.org/support.html
+  page: ""
+
+reports:
+  # Content reports users send to the administrators (read them with "myelin reports") are
+  # deleted after this long (90 days).
+  retention: "2160h"
 `))
 
 // Generate returns a complete, commented configuration file.

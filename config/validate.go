@@ -89,6 +89,7 @@ func (c *Config) Validate() []string {
 		p = append(p, c.at("ratelimit.per_second", "per_second must be > 0 and burst >= 1 when enabled"))
 	}
 	p = append(p, c.validateMedia()...)
+	p = append(p, c.validateFeatures()...)
 	if c.E2EE.ToDeviceTTL < time.Minute {
 		p = append(p, c.at("e2ee.to_device_ttl", "must be at least 1m, e.g. 720h"))
 	}

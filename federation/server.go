@@ -96,6 +96,8 @@ func (s *Server) Handler() http.Handler {
 	r.Handle("/_matrix/key/v2/query/{serverName}", mxhttp.Handle(s.queryKeysOne)).Methods(http.MethodGet)
 	r.Handle("/_matrix/key/v2/query", mxhttp.Handle(s.queryKeys)).Methods(http.MethodPost)
 	r.Handle("/_matrix/federation/v1/version", mxhttp.Handle(s.version)).Methods(http.MethodGet)
+	// Called by third parties with a user's OpenID token, not by servers: not X-Matrix signed.
+	r.Handle("/_matrix/federation/v1/openid/userinfo", mxhttp.Handle(s.openIDUserInfo)).Methods(http.MethodGet)
 	// Every other federation route is authenticated: wrap it in s.authed.
 	r.Handle("/_matrix/federation/v1/query/{queryType}", s.authed(s.query)).Methods(http.MethodGet)
 	// The room endpoints (inbound_*.go). Those with a room in the path that server ACLs

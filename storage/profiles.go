@@ -52,7 +52,7 @@ func (tx *Tx) DeleteProfile(ctx context.Context, localpart string) error {
 	if _, err := tx.Exec(ctx, `DELETE FROM profiles WHERE localpart = $1`, localpart); err != nil {
 		return fmt.Errorf("storage: deleting a profile: %w", err)
 	}
-	return nil
+	return tx.DeleteProfileFields(ctx, localpart)
 }
 
 // UsersShareRoom reports whether two users are both joined to at least one room, as this

@@ -35,6 +35,8 @@ type TokenOwner struct {
 	// not yet been revoked: the first use of the new access token revokes it.
 	RefreshHash        string
 	PendingPrevRefresh bool
+	// Locked and Suspended are the account's restrictions (account_restrictions.go).
+	Locked, Suspended bool
 }
 
 // InsertAccessToken stores a new access token for an existing device.
@@ -64,13 +66,19 @@ func LookupAccessToken(ctx context.Context, r Reader, hash string) (TokenOwner, 
 		o           TokenOwner
 		refreshHash sql.NullString
 		prevHash    sql.NullString
+		locked      sql.NullInt64
+		suspended   sql.NullInt64
 	)
-	err := r.QueryRow(ctx, `SELECT a.localpart, a.device_id, a.expires_ts, d.last_seen_ts, a.refresh_hash, rt.prev_hash
+	err := r.QueryRow(ctx, `SELECT a.localpart, a.device_id, a.expires_ts, d.last_seen_ts, a.refresh_hash, rt.prev_hash,
+		ac.locked_ts, ac.suspended_ts
 		FROM access_tokens a
 		JOIN devices d ON d.localpart = a.localpart AND d.device_id = a.device_id
 		LEFT JOIN refresh_tokens rt ON rt.token_hash = a.refresh_hash
-		WHERE a.token_hash = $1`, hash).Scan(&o.Localpart, &o.DeviceID, &o.ExpiresTS, &o.LastSeenTS, &refreshHash, &prevHash)
+		LEFT JOIN accounts ac ON ac.localpart = a.localpart
+		WHERE a.token_hash = $1`, hash).Scan(&o.Localpart, &o.DeviceID, &o.ExpiresTS, &o.LastSeenTS, &refreshHash, &prevHash,
+		&locked, &suspended)
 	o.RefreshHash, o.PendingPrevRefresh = refreshHash.String, prevHash.Valid
+	o.Locked, o.Suspended = locked.Valid, suspended.Valid
 	return o, err
 }
 

@@ -31,6 +31,7 @@ var commands = []command{
 	{"rotate-key", "retire the signing key into old_verify_keys and start a new one", runRotateKey},
 	{"create-account", "create a user account", runCreateAccount},
 	{"create-registration-token", "create a token that allows one to register", runCreateRegistrationToken},
+	{"reports", "list the content reports users sent to the administrators", runReports},
 	{"version", "print the version", runVersion},
 }
 

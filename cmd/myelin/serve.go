@@ -202,6 +202,7 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		return nil, err
 	}
 	go mediaRepo.Run(ctx)
+	go clientapi.RunReportRetention(ctx, db, cfg.Reports.Retention, log)
 	client := clientapi.New(clientapi.Config{
 		ServerName:      cfg.ServerName,
 		PublicBaseURL:   cfg.Client.PublicBaseURL,
@@ -224,6 +225,8 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		PresenceEnabled:           cfg.Presence.Enabled,
 		DirectoryRequiresAuth:     cfg.Directory.RequireAuth,
 		PushRules:                 pushRules,
+		TURN:                      turnConfig(cfg.TURN),
+		Support:                   supportInfo(cfg.Support),
 		RemoteDirectory:           outbound,
 		Hooks: clientapi.Hooks{
 			DevicesDeleted:     keyStore.DevicesDeleted,
@@ -306,6 +309,9 @@ func accountDeactivated(db *storage.DB, rooms *roomserver.Server, keyStore *e2e.
 		localpart := strings.TrimSuffix(strings.TrimPrefix(userID, "@"), ":"+serverName)
 		err := db.WithTx(ctx, func(tx *storage.Tx) error {
 			if err := keyStore.DeleteUserKeys(ctx, tx, userID); err != nil {
+				return err
+			}
+			if err := tx.DeleteUserOpenIDTokens(ctx, userID); err != nil {
 				return err
 			}
 			if !erase {
