@@ -30,8 +30,12 @@ func (h *syncHandlers) addRemoteInvites(ctx context.Context, who Requester, from
 	if err != nil {
 		return err
 	}
+	ignored, err := roomserver.IgnoredUsers(ctx, h.db, who.UserID)
+	if err != nil {
+		return err
+	}
 	for _, inv := range invites {
-		if !req.filter.Room.AllowsRoom(inv.RoomID) || resp.Rooms.Join[inv.RoomID] != nil ||
+		if ignored[inv.Event.Sender()] || !req.filter.Room.AllowsRoom(inv.RoomID) || resp.Rooms.Join[inv.RoomID] != nil ||
 			resp.Rooms.Leave[inv.RoomID] != nil || resp.Rooms.Knock[inv.RoomID] != nil {
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"myelin/keys/e2e"
+	"myelin/roomserver"
 	"myelin/roomserver/event"
 	"myelin/storage"
 )
@@ -53,6 +54,10 @@ func (h *syncHandlers) computeSync(ctx context.Context, who Requester, req syncR
 		return nil, err
 	}
 
+	ignored, err := roomserver.IgnoredUsers(ctx, h.db, who.UserID)
+	if err != nil {
+		return nil, err
+	}
 	roomData := map[string][]basicEvent{}
 	for _, d := range accountData {
 		ev := basicEvent{Type: d.Type, Content: d.Content}
@@ -109,6 +114,9 @@ func (h *syncHandlers) computeSync(ctx context.Context, who Requester, req syncR
 					return nil, err
 				}
 				if ur.Membership == "invite" {
+					if invitedByIgnored(stripped, who.UserID, ignored) {
+						continue
+					}
 					resp.Rooms.Invite[ur.RoomID] = &invitedRoom{InviteState: strippedState{Events: stripped}}
 				} else {
 					resp.Rooms.Knock[ur.RoomID] = &knockedRoom{KnockState: strippedState{Events: stripped}}

@@ -125,13 +125,24 @@ func historyStateAt(ctx context.Context, r storage.Reader, snap storage.Snapshot
 // for the user's own membership events the membership before or after. Events this server does
 // not store, or whose state it does not know, are not visible. Every read path that returns
 // events to a user goes through here.
+//
+// Non-state events sent by users that userID ignores are not visible either (ignore.go).
 func (s *Server) VisibleEvents(ctx context.Context, userID string, evs []*event.Event) ([]*event.Event, error) {
-	return s.visibleEvents(ctx, evs, &userVisibility{userID: userID, joinPos: map[storage.RoomNID]int64{}})
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	ignored, err := IgnoredUsers(ctx, s.db, userID)
+	if err != nil {
+		return nil, err
+	}
+	return s.visibleEvents(ctx, evs, &userVisibility{userID: userID, ignored: ignored, joinPos: map[storage.RoomNID]int64{}})
 }
 
 // userVisibility is the visibility policy for one user.
 type userVisibility struct {
 	userID string
+	// ignored are the users whose non-state events userID does not see.
+	ignored map[string]bool
 	// keys are the state keys of the history visibility and the user's membership, looked up on
 	// first use; a key the server has never interned is left out.
 	keys       []storage.StateKey
@@ -169,6 +180,9 @@ func (u *userVisibility) stateEvents(ctx context.Context, r storage.Reader, snap
 }
 
 func (u *userVisibility) allow(ctx context.Context, r storage.Reader, ev *event.Event, rec storage.EventRecord, before historyState) (bool, error) {
+	if u.ignored[ev.Sender()] && ev.StateKey() == nil {
+		return false, nil
+	}
 	allowed := func(st historyState) (bool, error) {
 		switch {
 		case st.visibility == VisibilityWorldReadable:
