@@ -75,6 +75,9 @@ type Config struct {
 	// PushRules holds users' push rules (pushrules.go); give the notifier the same one, so that
 	// a change reaches its cache. Nil: one over DB.
 	PushRules *push.Store
+	// Notifications is the notification worker (push/pusher), whose progress /sync waits for
+	// (notifications.go); nil: counts are read as recorded.
+	Notifications NotificationWorker
 }
 
 // API serves the Client-Server API.
@@ -138,8 +141,9 @@ func (a *API) Handler() http.Handler {
 	a.syncRoutes(r)
 	a.ephemeralRoutes(r)
 	a.searchRoutes(r) // search_routes.go: /search, user directory, mutual rooms
-	a.pushRuleRoutes(r)
 	a.miscRoutes(r)
+	a.pushRuleRoutes(r)
+	a.notificationRoutes(r)
 
 	return mxhttp.Middleware(a.log, a.cfg.MaxBodyBytes)(mxhttp.CORS(r))
 }

@@ -22,8 +22,9 @@ import (
 //
 // Choices the spec leaves open, or that wait for other parts of the server:
 //   - presence is off (privacy by default): set_presence is accepted and no presence is sent;
-//   - unread_notifications are 0 until push rules exist; ephemeral holds typing notifications
-//     and receipts (receipts.go), others' private receipts never;
+//   - unread_notifications are counted from what the notification worker recorded
+//     (notifications.go); ephemeral holds typing notifications and receipts (receipts.go),
+//     others' private receipts never;
 //   - a timeline is the last `limit` events of the range, then filtered: a filter that drops
 //     most events yields fewer than `limit`, with limited and prev_batch still right;
 //   - device_lists counts every shared room, encrypted or not (sync_devicelists.go).
@@ -227,6 +228,9 @@ type (
 		Ephemeral           eventList    `json:"ephemeral"`
 		AccountData         eventList    `json:"account_data"`
 		UnreadNotifications unreadCounts `json:"unread_notifications"`
+		// UnreadThreadNotifications: per thread root, when the timeline filter asks for it
+		// (notifications.go).
+		UnreadThreadNotifications map[string]unreadCounts `json:"unread_thread_notifications,omitempty"`
 	}
 	leftRoom struct {
 		State       *stateEvents `json:"state,omitempty"`

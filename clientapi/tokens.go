@@ -8,7 +8,7 @@
 //	                                 stream position {events} and the next one
 //	"t{depth}_{events}"              the same position with the depth of the event at it, for
 //	                                 topological pagination
-//	"s{events}_{account_data}_{to_device}_{device_lists}_{receipts}_{typing}"
+//	"s{events}_{account_data}_{to_device}_{device_lists}_{receipts}_{typing}_{notifications}"
 //	                                 a /sync token: one position per stream; a RoomToken
 //	                                 reads only its first number
 //
@@ -75,10 +75,13 @@ type SyncToken struct {
 	DeviceLists int64
 	Receipts    int64 // no receipts stream yet: always 0
 	Typing      int64 // no typing stream yet: always 0
+	// Notifications is the events stream position up to which push actions were counted
+	// (notifications.go).
+	Notifications int64
 }
 
 func (t SyncToken) String() string {
-	return fmt.Sprintf("s%d_%d_%d_%d_%d_%d", t.Events, t.AccountData, t.ToDevice, t.DeviceLists, t.Receipts, t.Typing)
+	return fmt.Sprintf("s%d_%d_%d_%d_%d_%d_%d", t.Events, t.AccountData, t.ToDevice, t.DeviceLists, t.Receipts, t.Typing, t.Notifications)
 }
 
 // ParseSyncToken decodes a /sync token. A bare "s{n}" (a room token) is accepted as a token
@@ -88,10 +91,10 @@ func ParseSyncToken(s string) (SyncToken, error) {
 		return SyncToken{}, fmt.Errorf("%w: %q", errBadToken, s)
 	}
 	parts := strings.Split(s[1:], "_")
-	if len(parts) > 6 {
+	if len(parts) > 7 {
 		return SyncToken{}, fmt.Errorf("%w: %q", errBadToken, s)
 	}
-	var v [6]int64
+	var v [7]int64
 	for i, p := range parts {
 		n, err := strconv.ParseInt(p, 10, 64)
 		if err != nil || n < 0 {
@@ -99,11 +102,11 @@ func ParseSyncToken(s string) (SyncToken, error) {
 		}
 		v[i] = n
 	}
-	return SyncToken{Events: v[0], AccountData: v[1], ToDevice: v[2], DeviceLists: v[3], Receipts: v[4], Typing: v[5]}, nil
+	return SyncToken{Events: v[0], AccountData: v[1], ToDevice: v[2], DeviceLists: v[3], Receipts: v[4], Typing: v[5], Notifications: v[6]}, nil
 }
 
 // after reports whether any stream of t is past the same stream of u.
 func (t SyncToken) after(u SyncToken) bool {
 	return t.Events > u.Events || t.AccountData > u.AccountData || t.ToDevice > u.ToDevice ||
-		t.DeviceLists > u.DeviceLists || t.Receipts > u.Receipts || t.Typing > u.Typing
+		t.DeviceLists > u.DeviceLists || t.Receipts > u.Receipts || t.Typing > u.Typing || t.Notifications > u.Notifications
 }

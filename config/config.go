@@ -36,10 +36,11 @@ type Config struct {
 	Debug        Debug        `yaml:"debug"`
 	Media        Media        `yaml:"media"`
 	E2EE         E2EE         `yaml:"e2ee"`
-	Directory    Directory    `yaml:"directory"`
 	TURN         TURN         `yaml:"turn"`
 	Support      Support      `yaml:"support"`
 	Reports      Reports      `yaml:"reports"`
+	Directory    Directory    `yaml:"directory"`
+	Push         Push         `yaml:"push"`
 
 	// lines maps a key path such as "federation.listen" to its line in the file, for messages.
 	lines map[string]int
@@ -150,6 +151,7 @@ func Default() Config {
 		E2EE:       E2EE{ToDeviceTTL: 30 * 24 * time.Hour},
 		TURN:       TURN{TTL: time.Hour},
 		Reports:    Reports{Retention: DefaultReportRetention},
+		Push:       defaultPush(),
 	}
 }
 

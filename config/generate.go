@@ -183,6 +183,18 @@ reports:
   # Content reports users send to the administrators (read them with "myelin reports") are
   # deleted after this long (90 days).
   retention: "2160h"
+
+push:
+  # Send message content, sender, sender display name and room name to push gateways (the
+  # apps' servers, which pass notifications on to Apple's and Google's push services). Off:
+  # only event and room ids, the event type and the unread count leave the server, and the
+  # app fetches the message itself. Pushers with format "event_id_only" never get more.
+  include_content: false
+  # Whether notifications may go to push gateways on loopback, private and link-local
+  # addresses. Off, so that a pusher URL cannot make this server probe its own network.
+  allow_private_addresses: false
+  # Notifications (GET /notifications, unread counts) older than this are deleted (30 days).
+  notification_retention: "720h"
 `))
 
 // Generate returns a complete, commented configuration file.

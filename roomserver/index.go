@@ -39,5 +39,9 @@ func unindexEvent(ctx context.Context, tx *storage.Tx, room storage.RoomNID, nid
 	if err := unindexSearch(ctx, tx, nid); err != nil { // search_index.go
 		return err
 	}
+	// A redacted event no longer counts as a notification, nor is listed (push/pusher).
+	if err := tx.DeletePushActionsOfEvent(ctx, eventID); err != nil {
+		return err
+	}
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"myelin/media"
 	"myelin/mxhttp"
 	"myelin/push"
+	"myelin/push/pusher"
 	"myelin/roomserver"
 	"myelin/storage"
 )
@@ -95,6 +96,7 @@ type server struct {
 	log        *logrus.Entry
 	db         *storage.DB
 	sender     *federation.Sender
+	notifs     *pusher.Worker
 	client     *http.Server
 	federation *http.Server
 	tlsConfig  *tls.Config
@@ -171,6 +173,14 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 	// Users' push rules: the rule API changes them and the notifier evaluates them, through one
 	// Store so that a change reaches the cache the notifier reads.
 	pushRules := push.NewStore(db)
+	// Notifications: the worker evaluates each new event against the push rules of the room's
+	// local members, records unread counts and delivers to push gateways (push/pusher).
+	notifications := pusher.New(pusher.Config{
+		ServerName: cfg.ServerName, DB: db, Rules: pushRules, Waker: notifier,
+		IncludeContent: cfg.Push.IncludeContent, AllowPrivateAddresses: cfg.Push.AllowPrivateAddresses,
+		Retention: cfg.Push.NotificationRetention,
+	}, log)
+	rooms.Subscribe(notifications.OnNewEvent)
 	ephemeral := clientapi.NewEphemeral(clientapi.EphemeralConfig{
 		ServerName: cfg.ServerName, DB: db, Rooms: rooms, Notifier: notifier, EDUs: sender, Log: log,
 	})
@@ -223,10 +233,11 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		RemoteProfiles:            userFed,
 		ProfileRequiresSharedRoom: cfg.Profile.RequireSharedRoom,
 		PresenceEnabled:           cfg.Presence.Enabled,
-		DirectoryRequiresAuth:     cfg.Directory.RequireAuth,
-		PushRules:                 pushRules,
 		TURN:                      turnConfig(cfg.TURN),
 		Support:                   supportInfo(cfg.Support),
+		PushRules:                 pushRules,
+		Notifications:             notifications,
+		DirectoryRequiresAuth:     cfg.Directory.RequireAuth,
 		RemoteDirectory:           outbound,
 		Hooks: clientapi.Hooks{
 			DevicesDeleted:     keyStore.DevicesDeleted,
@@ -263,6 +274,7 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		log:    log,
 		db:     db,
 		sender: sender,
+		notifs: notifications,
 		client: &http.Server{
 			Handler:           clientHandler,
 			ReadHeaderTimeout: 30 * time.Second,
@@ -312,6 +324,13 @@ func accountDeactivated(db *storage.DB, rooms *roomserver.Server, keyStore *e2e.
 				return err
 			}
 			if err := tx.DeleteUserOpenIDTokens(ctx, userID); err != nil {
+				return err
+			}
+			// Nobody can read the account's notifications any more, nor should anything be pushed.
+			if err := tx.DeleteUserPushActions(ctx, userID); err != nil {
+				return err
+			}
+			if err := tx.DeleteUserPushers(ctx, userID); err != nil {
 				return err
 			}
 			if !erase {
@@ -407,6 +426,14 @@ func (s *server) run(ctx context.Context) error {
 		}
 	}()
 
+	notifsDone := make(chan struct{})
+	go func() {
+		defer close(notifsDone)
+		if err := s.notifs.Run(senderCtx); err != nil {
+			s.log.WithError(err).Error("the notification worker stopped")
+		}
+	}()
+
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -425,6 +452,7 @@ func (s *server) run(ctx context.Context) error {
 	// The sender stops before the database closes; what it had not sent stays queued.
 	stopSender()
 	<-senderDone
+	<-notifsDone
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("closing the database: %w", err)
 	}

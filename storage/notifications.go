@@ -1,0 +1,298 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Push actions: what a local user's push rules decided about an event that notifies or
+// highlights. The notification worker (push/pusher) writes them; /sync counts them and
+// GET /notifications lists them.
+
+// ThreadMain is the thread id of the main timeline in receipts and notification counts.
+const ThreadMain = "main"
+
+// PushAction is one event that notified (or highlighted for) one user.
+type PushAction struct {
+	UserID    string
+	RoomID    string
+	EventID   string
+	StreamPos int64
+	// ThreadID is ThreadMain or the thread root's event id.
+	ThreadID  string
+	Notify    bool
+	Highlight bool
+	// Actions are the matching push rule's actions, as JSON.
+	Actions json.RawMessage
+	TS      int64
+	// Read is set by the readers: the user's receipts are at or after the event.
+	Read bool
+}
+
+// readPosition is the stream position up to which the user of a push action (alias a) has
+// read its thread: the furthest of their m.read and m.read.private receipts, unthreaded or in
+// the action's thread, and of their own latest event in the thread; 0 if none. A receipt on
+// an event not on the timeline counts as none.
+const readPosition = `COALESCE((SELECT MAX(x.pos) FROM (
+		SELECT e.stream_pos AS pos FROM receipts r JOIN events e ON e.event_id = r.event_id
+			WHERE r.room_id = a.room_id AND r.user_id = a.user_id AND r.receipt_type IN ('m.read', 'm.read.private')
+			AND (r.thread_id = '' OR r.thread_id = a.thread_id)
+		UNION ALL SELECT s.stream_pos AS pos FROM event_push_read s
+			WHERE s.user_id = a.user_id AND s.room_id = a.room_id AND s.thread_id = a.thread_id
+	) x), 0)`
+
+// SetOwnEventRead records that a local user sent an event at pos in a room's thread, which
+// marks what came before it in the thread as read.
+func (tx *Tx) SetOwnEventRead(ctx context.Context, userID, roomID, threadID string, pos int64) error {
+	_, err := tx.Exec(ctx, `INSERT INTO event_push_read (user_id, room_id, thread_id, stream_pos) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET stream_pos = excluded.stream_pos
+		WHERE excluded.stream_pos > event_push_read.stream_pos`, userID, roomID, threadID, pos)
+	if err != nil {
+		return fmt.Errorf("storage: recording an own event as read: %w", err)
+	}
+	return nil
+}
+
+// InsertPushActions records actions; an action already recorded (same user and event) is
+// left as it is, so that evaluating an event twice never counts it twice.
+func (tx *Tx) InsertPushActions(ctx context.Context, acts []PushAction) error {
+	for _, a := range acts {
+		_, err := tx.Exec(ctx, `INSERT INTO event_push_actions
+			(user_id, room_id, event_id, stream_pos, thread_id, notify, highlight, actions, ts)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (user_id, event_id) DO NOTHING`,
+			a.UserID, a.RoomID, a.EventID, a.StreamPos, a.ThreadID, a.Notify, a.Highlight, string(a.Actions), a.TS)
+		if err != nil {
+			return fmt.Errorf("storage: recording push actions: %w", err)
+		}
+	}
+	return nil
+}
+
+// PushWorkerPosition returns the position on the events stream up to which push rules have
+// been evaluated; ok is false before the worker first ran.
+func PushWorkerPosition(ctx context.Context, r Reader) (pos int64, ok bool, err error) {
+	err = r.QueryRow(ctx, `SELECT stream_pos FROM push_worker_position WHERE id = 1`).Scan(&pos)
+	if errors.Is(err, ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("storage: push worker position: %w", err)
+	}
+	return pos, true, nil
+}
+
+// SetPushWorkerPosition records the position up to which push rules have been evaluated.
+func (tx *Tx) SetPushWorkerPosition(ctx context.Context, pos int64) error {
+	_, err := tx.Exec(ctx, `INSERT INTO push_worker_position (id, stream_pos) VALUES (1, $1)
+		ON CONFLICT (id) DO UPDATE SET stream_pos = excluded.stream_pos`, pos)
+	if err != nil {
+		return fmt.Errorf("storage: storing the push worker position: %w", err)
+	}
+	return nil
+}
+
+// UnreadCount is the unread notifications of a user in one thread of a room.
+type UnreadCount struct {
+	RoomID, ThreadID          string
+	Notifications, Highlights int
+}
+
+// UnreadCounts returns a user's unread notifications in rooms, per room and thread (threads
+// without any are left out).
+func UnreadCounts(ctx context.Context, r Reader, userID string, rooms []string) ([]UnreadCount, error) {
+	var out []UnreadCount
+	for chunk := range chunks(rooms, maxInArgs) {
+		args := append([]any{userID}, anys(chunk)...)
+		rows, err := r.Query(ctx, `SELECT a.room_id, a.thread_id,
+				SUM(CASE WHEN a.notify THEN 1 ELSE 0 END), SUM(CASE WHEN a.highlight THEN 1 ELSE 0 END)
+			FROM event_push_actions a
+			WHERE a.user_id = $1 AND a.room_id IN (`+placeholders(2, len(chunk))+`)
+			AND a.stream_pos > `+readPosition+`
+			GROUP BY a.room_id, a.thread_id`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("storage: counting unread notifications: %w", err)
+		}
+		for rows.Next() {
+			var c UnreadCount
+			if err := rows.Scan(&c.RoomID, &c.ThreadID, &c.Notifications, &c.Highlights); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("storage: counting unread notifications: %w", err)
+			}
+			out = append(out, c)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("storage: counting unread notifications: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// TotalUnread returns the number of a user's unread notifications across all rooms, the
+// badge count sent to push gateways.
+func TotalUnread(ctx context.Context, r Reader, userID string) (int, error) {
+	var n int
+	err := r.QueryRow(ctx, `SELECT COUNT(*) FROM event_push_actions a
+		WHERE a.user_id = $1 AND a.notify AND a.stream_pos > `+readPosition, userID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("storage: counting unread notifications: %w", err)
+	}
+	return n, nil
+}
+
+// RoomsWithCountChanges returns the rooms where a user's unread counts may have changed
+// between two positions: new actions on the events stream in (fromEvents, toEvents], or the
+// user's own read receipts changed on the receipts stream in (fromReceipts, toReceipts].
+func RoomsWithCountChanges(ctx context.Context, r Reader, userID string, fromEvents, toEvents, fromReceipts, toReceipts int64) ([]string, error) {
+	return queryStrings(ctx, r, `SELECT room_id FROM event_push_actions
+			WHERE user_id = $1 AND stream_pos > $2 AND stream_pos <= $3
+		UNION SELECT room_id FROM receipts
+			WHERE user_id = $1 AND stream_pos > $4 AND stream_pos <= $5 AND receipt_type IN ('m.read', 'm.read.private')`,
+		userID, fromEvents, toEvents, fromReceipts, toReceipts)
+}
+
+// NotificationsQuery selects a page of GET /notifications.
+type NotificationsQuery struct {
+	UserID string
+	// Before: only actions at stream positions below it; 0 for the newest.
+	Before int64
+	// After: only actions at stream positions above it (the pusher's progress); ignored when 0.
+	After         int64
+	Limit         int
+	OnlyHighlight bool
+	// OnlyNotify: only actions that notify (what pushers deliver).
+	OnlyNotify bool
+	// Ascending orders oldest first (delivery); else newest first (GET /notifications).
+	Ascending bool
+}
+
+// PushActions returns a user's push actions with their read state, as q selects them.
+func PushActions(ctx context.Context, r Reader, q NotificationsQuery) ([]PushAction, error) {
+	query := `SELECT a.room_id, a.event_id, a.stream_pos, a.thread_id, a.notify, a.highlight, a.actions, a.ts,
+			CASE WHEN a.stream_pos <= ` + readPosition + ` THEN 1 ELSE 0 END
+		FROM event_push_actions a WHERE a.user_id = $1 AND a.stream_pos > $2`
+	args := []any{q.UserID, q.After}
+	if q.Before > 0 {
+		query += ` AND a.stream_pos < $3`
+		args = append(args, q.Before)
+	}
+	if q.OnlyHighlight {
+		query += ` AND a.highlight`
+	}
+	if q.OnlyNotify {
+		query += ` AND a.notify`
+	}
+	if q.Ascending {
+		query += ` ORDER BY a.stream_pos ASC`
+	} else {
+		query += ` ORDER BY a.stream_pos DESC`
+	}
+	query += fmt.Sprintf(` LIMIT %d`, max(q.Limit, 1))
+	rows, err := r.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("storage: reading notifications: %w", err)
+	}
+	defer rows.Close()
+	var out []PushAction
+	for rows.Next() {
+		a := PushAction{UserID: q.UserID}
+		var (
+			actions string
+			read    int
+		)
+		if err := rows.Scan(&a.RoomID, &a.EventID, &a.StreamPos, &a.ThreadID, &a.Notify, &a.Highlight, &actions, &a.TS, &read); err != nil {
+			return nil, fmt.Errorf("storage: reading notifications: %w", err)
+		}
+		a.Actions, a.Read = json.RawMessage(actions), read == 1
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// DeletePushActionsOfEvent forgets the actions of an event whose content a redaction pruned.
+func (tx *Tx) DeletePushActionsOfEvent(ctx context.Context, eventID string) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM event_push_actions WHERE event_id = $1`, eventID); err != nil {
+		return fmt.Errorf("storage: deleting push actions of an event: %w", err)
+	}
+	return nil
+}
+
+// DeleteUserPushActions forgets every push action of a user, and where they last wrote, for
+// account deactivation.
+func (tx *Tx) DeleteUserPushActions(ctx context.Context, userID string) error {
+	for _, table := range []string{"event_push_actions", "event_push_read"} {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, userID); err != nil {
+			return fmt.Errorf("storage: deleting push actions: %w", err)
+		}
+	}
+	return nil
+}
+
+// PrunePushActions deletes the push actions recorded before beforeTS (milliseconds) and
+// returns how many went.
+func (tx *Tx) PrunePushActions(ctx context.Context, beforeTS int64) (int64, error) {
+	res, err := tx.Exec(ctx, `DELETE FROM event_push_actions WHERE ts < $1`, beforeTS)
+	if err != nil {
+		return 0, fmt.Errorf("storage: pruning push actions: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// TimelineEventsAfter returns the timeline events after a stream position, in stream order,
+// with their bodies.
+func TimelineEventsAfter(ctx context.Context, r Reader, from int64, limit int) ([]EventRecord, error) {
+	return queryEvents(ctx, r, `SELECT `+eventColumns+` FROM events WHERE stream_pos > $1 ORDER BY stream_pos LIMIT $2`, from, limit)
+}
+
+// GlobalAccountDataOfUsers returns one type of global account data of each of users who has
+// it, by user.
+func GlobalAccountDataOfUsers(ctx context.Context, r Reader, users []string, dataType string) (map[string]json.RawMessage, error) {
+	out := map[string]json.RawMessage{}
+	for chunk := range chunks(users, maxInArgs) {
+		args := append([]any{dataType}, anys(chunk)...)
+		rows, err := r.Query(ctx, `SELECT user_id, content FROM account_data
+			WHERE data_type = $1 AND room_id = '' AND user_id IN (`+placeholders(2, len(chunk))+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("storage: reading account data: %w", err)
+		}
+		for rows.Next() {
+			var user, content string
+			if err := rows.Scan(&user, &content); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("storage: reading account data: %w", err)
+			}
+			out[user] = json.RawMessage(content)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("storage: reading account data: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// JoinedMembersWithJoinPos returns the users joined to a room now, with the stream position of
+// their latest join.
+func JoinedMembersWithJoinPos(ctx context.Context, r Reader, room RoomNID) (map[string]int64, error) {
+	rows, err := r.Query(ctx, `SELECT user_id, join_pos FROM memberships WHERE room_nid = $1 AND membership = 'join'`, room)
+	if err != nil {
+		return nil, fmt.Errorf("storage: reading room members: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var (
+			user string
+			pos  int64
+		)
+		if err := rows.Scan(&user, &pos); err != nil {
+			return nil, fmt.Errorf("storage: reading room members: %w", err)
+		}
+		out[user] = pos
+	}
+	return out, rows.Err()
+}
