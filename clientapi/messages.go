@@ -262,7 +262,7 @@ func (a *API) messages(r *http.Request, who Requester) (mxhttp.Response, error) 
 			return mxhttp.Response{}, err
 		}
 	}
-	bound := storage.TopoPos{}
+	bound := storage.TopoStart
 	if !backwards {
 		bound = storage.TopoEnd
 	}
@@ -277,6 +277,11 @@ func (a *API) messages(r *http.Request, who Requester) (mxhttp.Response, error) 
 	p, err := a.pageEvents(ctx, who, room, v, from, bound, ceiling, backwards, limit, filter)
 	if err != nil {
 		return mxhttp.Response{}, err
+	}
+	if backwards {
+		if p, err = a.backfillPage(ctx, who, room, v, from, bound, ceiling, limit, filter, p); err != nil {
+			return mxhttp.Response{}, err
+		}
 	}
 	chunk, err := a.clientEvents(ctx, who, p.events)
 	if err != nil {
@@ -402,7 +407,7 @@ func (a *API) eventContext(r *http.Request, who Requester) (mxhttp.Response, err
 		return mxhttp.Response{}, err
 	}
 	nBefore := limit / 2
-	before, err := a.pageEvents(ctx, who, room, v, tokenAfter(rec, true), storage.TopoPos{}, ceiling, true, nBefore, filter)
+	before, err := a.pageEvents(ctx, who, room, v, tokenAfter(rec, true), storage.TopoStart, ceiling, true, nBefore, filter)
 	if err != nil {
 		return mxhttp.Response{}, err
 	}

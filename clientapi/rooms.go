@@ -43,6 +43,8 @@ type Rooms interface {
 	RedactionsFor(ctx context.Context, eventIDs []string) (map[string]*event.Event, error)
 	UnappliedRedactions(ctx context.Context, eventIDs []string) (map[string]bool, error)
 	EventNearTimestamp(ctx context.Context, roomID string, ts int64, backwards bool) (*event.Event, error)
+	// BackfillBefore fetches history from other servers for /messages (messages_backfill.go).
+	BackfillBefore(ctx context.Context, roomID string, minDepth, maxDepth int64, limit int) (int, error)
 	// Subscribe feeds the /sync notifier (sync.go).
 	Subscribe(fn func(roomserver.NewEvent)) (unsubscribe func())
 }

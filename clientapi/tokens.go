@@ -52,7 +52,8 @@ func ParseRoomToken(s string) (RoomToken, error) {
 		d, n, ok := strings.Cut(s[1:], "_")
 		depth, err1 := strconv.ParseInt(d, 10, 64)
 		stream, err2 := strconv.ParseInt(n, 10, 64)
-		if !ok || err1 != nil || err2 != nil || depth < 0 || stream < 0 {
+		// stream may be negative: backfilled history (storage/backfill.go).
+		if !ok || err1 != nil || err2 != nil || depth < 0 {
 			return RoomToken{}, fmt.Errorf("%w: %q", errBadToken, s)
 		}
 		return RoomToken{Topological: true, Depth: depth, Stream: stream}, nil

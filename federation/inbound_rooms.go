@@ -24,6 +24,7 @@ type RoomServer interface {
 
 	InputRemote(ctx context.Context, ev *event.Event) (roomserver.InputStatus, error)
 	InputOutlier(ctx context.Context, ev *event.Event) (roomserver.InputStatus, error)
+	InputRemoteAfterGap(ctx context.Context, server string, ev *event.Event) (roomserver.InputStatus, error)
 
 	JoinedServers(ctx context.Context, roomID string) ([]string, error)
 	ServerInRoom(ctx context.Context, roomID, server string) (bool, error)

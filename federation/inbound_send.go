@@ -214,8 +214,9 @@ func (s *Server) processPDUs(ctx context.Context, origin string, raws []json.Raw
 
 // inputPDU gives a checked PDU to the room server, fetching once what it cites and this
 // server lacks: its auth chain from /event_auth, its prev events from /get_missing_events.
-// When the prev events stay missing, the event is kept as an outlier. A soft-failed event is
-// handled (no error); a rejected one is an error.
+// When the prev events stay missing, the gap is bridged with the state at them (/state_ids,
+// roomserver/input_gap.go); only when that fails too is the event kept as an outlier. A
+// soft-failed event is handled (no error); a rejected one is an error.
 func (s *Server) inputPDU(ctx context.Context, origin string, ev *event.Event) error {
 	rooms := s.cfg.Rooms
 	status, err := rooms.InputRemote(ctx, ev)
@@ -228,6 +229,14 @@ func (s *Server) inputPDU(ctx context.Context, origin string, ev *event.Event) e
 			s.fetchMissingPrev(ctx, origin, ev)
 		}
 		status, err = rooms.InputRemote(ctx, ev)
+	}
+	if errors.Is(err, roomserver.ErrMissingEvents) && s.cfg.Remote != nil {
+		// get_missing_events did not close the gap: bridge it with the state at the prev
+		// events (/state_ids), so that the event still reaches the timeline.
+		status, err = rooms.InputRemoteAfterGap(ctx, origin, ev)
+		if err != nil && errors.Is(err, roomserver.ErrMissingEvents) {
+			mxhttp.Logger(ctx).WithError(err).WithField("event_id", ev.ID()).Debug("could not bridge a gap with /state_ids")
+		}
 	}
 	if errors.Is(err, roomserver.ErrMissingEvents) {
 		// The gap could not be filled (or a prev event is an outlier, whose state is

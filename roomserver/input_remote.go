@@ -249,7 +249,7 @@ func (s *Server) resolve(ctx context.Context, v event.RoomVersion, sets []map[ev
 			byID[r.id] = r
 		}
 	}
-	resolved, err := stateres.Resolve(v, stateMaps, &loader{ctx: ctx, s: s}, auth.Check)
+	resolved, err := stateres.Resolve(v, stateMaps, s.loaderFor(ctx, sets), auth.Check)
 	if err != nil {
 		return nil, err
 	}
@@ -383,16 +383,21 @@ func (s *Server) commitRemote(ctx context.Context, rs *roomState, ev *event.Even
 		beforeSnap := in.beforeSnap
 		if beforeSnap == 0 {
 			// The resolved state before the event is written as a delta over the state after
-			// its first prev event.
-			base, err := s.snapshotRefs(ctx, in.prevRecs[0].StateAfter)
-			if err != nil {
-				return err
+			// its first prev event; in full when no prev event has a state here (a gap
+			// bridged by input_gap.go).
+			var parent storage.SnapshotNID
+			base := map[event.StateTuple]*eventRef{}
+			if len(in.prevRecs) > 0 {
+				parent = in.prevRecs[0].StateAfter
+				if base, err = s.snapshotRefs(ctx, parent); err != nil {
+					return err
+				}
 			}
 			entries, err := s.entries(ctx, tx, &ti, stateDelta(base, in.before), nil)
 			if err != nil {
 				return err
 			}
-			if beforeSnap, err = tx.CreateSnapshot(ctx, rs.nid, in.prevRecs[0].StateAfter, entries); err != nil {
+			if beforeSnap, err = tx.CreateSnapshot(ctx, rs.nid, parent, entries); err != nil {
 				return err
 			}
 		}

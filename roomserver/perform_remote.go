@@ -144,6 +144,7 @@ func (s *Server) joinThrough(ctx context.Context, slot *roomSlot, server, roomID
 	if err := s.importJoinedRoom(ctx, slot, v, ev, joined.State, joined.AuthChain); err != nil {
 		return nil, err
 	}
+	s.noteJoinedVia(ctx, roomID, server)
 	return ev, nil
 }
 
@@ -517,6 +518,9 @@ func (s *Server) importJoinedRoom(ctx context.Context, slot *roomSlot, v event.R
 					return err
 				}
 			}
+		}
+		if err := recordJoinGap(ctx, tx, roomNID, join); err != nil {
+			return err
 		}
 		return setMembership(ctx, tx, roomNID, join, joinNID, pos)
 	})

@@ -321,7 +321,8 @@ func (v *serverVisibility) stateEvents(ctx context.Context, r storage.Reader, sn
 }
 
 func (v *serverVisibility) allow(ctx context.Context, r storage.Reader, ev *event.Event, rec storage.EventRecord, st historyState) (bool, error) {
-	if rec.StateBefore == 0 {
+	// The state before the create event is empty, not unknown: it is history like any event.
+	if rec.StateBefore == 0 && ev.Type() != auth.TypeCreate {
 		return false, nil
 	}
 	if ev.Type() == typeHistoryVisibility && ev.StateKeyEquals("") &&

@@ -190,8 +190,9 @@ func (u *userVisibility) allow(ctx context.Context, r storage.Reader, ev *event.
 		case st.joined:
 			return true, nil
 		case st.visibility == VisibilityShared:
+			// Backfilled history has negative stream positions: before every join.
 			p, err := u.latestJoin(ctx, r, rec.Room)
-			return p > 0 && p > rec.StreamPos && rec.StreamPos > 0, err
+			return p > 0 && p > rec.StreamPos && rec.StreamPos != 0, err
 		case st.visibility == VisibilityInvited && st.invited:
 			return true, nil
 		}

@@ -27,7 +27,8 @@ func topoAfter(p TopoPos, n int) (string, []any) {
 
 // RoomEventsByTopology returns the timeline events of a room that are after from and not after
 // to, and not past stream position maxStream (what a reader who left may still see), in
-// topological order: by depth, then by stream position. At most limit of them: the first ones,
+// topological order: by depth, then by stream position. Backfilled events, whose stream
+// positions are negative (backfill.go), are timeline events too. At most limit of them: the first ones,
 // or the last ones (newest first) when backwards. The index events_room_topological serves it.
 func RoomEventsByTopology(ctx context.Context, r Reader, room RoomNID, from, to TopoPos, maxStream int64, limit int, backwards bool) ([]EventRecord, error) {
 	order := "ASC"
@@ -38,6 +39,6 @@ func RoomEventsByTopology(ctx context.Context, r Reader, room RoomNID, from, to 
 	notAfter, toArgs := topoAfter(to, 4+len(args))
 	args = append([]any{room, maxStream, limit}, append(args, toArgs...)...)
 	return queryEvents(ctx, r, `SELECT `+eventColumns+` FROM events
-		WHERE room_nid = $1 AND stream_pos > 0 AND stream_pos <= $2 AND `+after+` AND NOT (`+notAfter+`)
+		WHERE room_nid = $1 AND stream_pos IS NOT NULL AND stream_pos <= $2 AND `+after+` AND NOT (`+notAfter+`)
 		ORDER BY depth `+order+`, stream_pos `+order+` LIMIT $3`, args...)
 }

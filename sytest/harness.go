@@ -306,3 +306,47 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// DropOutboundQueue empties a stopped server's outbound federation queue towards destination,
+// as if those transactions had been lost: what destination missed reaches it only when it
+// asks for it (get_missing_events, /state_ids, backfill). Restart the server afterwards.
+func (s *Server) DropOutboundQueue(t testing.TB, destination string) {
+	t.Helper()
+	if s.ExitCode() == -1 {
+		t.Fatalf("DropOutboundQueue: server %s is running; stop it first", s.Name)
+	}
+	raw, err := os.ReadFile(s.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Database struct {
+			URL string `yaml:"url"`
+		} `yaml:"database"`
+	}
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := storage.Open(ctx, storage.Config{URL: cfg.Database.URL, SQLitePath: filepath.Join(s.DataDir, "myelin.db"), MaxOpenConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.WithTx(ctx, func(tx *storage.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM federation_queue_pdus WHERE destination = $1`,
+			`DELETE FROM federation_queue_edus WHERE destination = $1`,
+			`UPDATE federation_destinations SET txn_id = '', txn_pdu_pos = 0, txn_edu_pos = 0 WHERE destination = $1`,
+		} {
+			if _, err := tx.Exec(ctx, q, destination); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("dropping the queue of %s towards %s: %v", s.Name, destination, err)
+	}
+}
