@@ -98,6 +98,8 @@ func (s *Server) Handler() http.Handler {
 	r.Handle("/_matrix/federation/v1/version", mxhttp.Handle(s.version)).Methods(http.MethodGet)
 	// Called by third parties with a user's OpenID token, not by servers: not X-Matrix signed.
 	r.Handle("/_matrix/federation/v1/openid/userinfo", mxhttp.Handle(s.openIDUserInfo)).Methods(http.MethodGet)
+	// Called by identity servers, not by homeservers: not X-Matrix signed (inbound_thirdparty.go).
+	r.Handle("/_matrix/federation/v1/3pid/onbind", mxhttp.Handle(s.onBind)).Methods(http.MethodPut)
 	// Every other federation route is authenticated: wrap it in s.authed.
 	r.Handle("/_matrix/federation/v1/query/{queryType}", s.authed(s.query)).Methods(http.MethodGet)
 	// The room endpoints (inbound_*.go). Those with a room in the path that server ACLs
@@ -125,6 +127,7 @@ func (s *Server) Handler() http.Handler {
 		{http.MethodPut, v1 + "/send_knock/{roomID}/{eventID}", s.roomScoped(s.sendKnock)},
 		{http.MethodPut, v1 + "/invite/{roomID}/{eventID}", s.roomScoped(s.inviteV1)},
 		{http.MethodPut, v2 + "/invite/{roomID}/{eventID}", s.roomScoped(s.inviteV2)},
+		{http.MethodPut, v1 + "/exchange_third_party_invite/{roomID}", s.roomScoped(s.exchangeThirdPartyInvite)},
 	} {
 		r.Handle(rt.path, s.authed(rt.h)).Methods(rt.method)
 	}
