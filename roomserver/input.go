@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"myelin/keys"
 	"myelin/roomserver/auth"
 	"myelin/roomserver/event"
 	"myelin/storage"
@@ -86,6 +87,11 @@ func (s *Server) addLocal(ctx context.Context, w *roomWork, p event.Proto) (*eve
 		p.Depth = max(p.Depth, r.depth)
 	}
 	p.Depth++
+	if v.Format == event.FormatV1 {
+		if err := s.referenceHashes(ctx, &p, authRefs, prev); err != nil {
+			return nil, err
+		}
+	}
 	if p.OriginServerTS == 0 {
 		p.OriginServerTS = s.opts.Now().UnixMilli()
 	}
@@ -326,4 +332,22 @@ func (s *Server) withRoom(ctx context.Context, roomID string, fn func(w *roomWor
 		return err
 	}
 	return s.commit(ctx, w)
+}
+
+// referenceHashes fills p.PrevEventHashes for room versions 1 and 2, whose PDUs repeat the
+// reference hash of every prev and auth event next to its id.
+func (s *Server) referenceHashes(ctx context.Context, p *event.Proto, authRefs, prev []*eventRef) error {
+	refs := append(slices.Clone(authRefs), prev...)
+	if err := s.load(ctx, refs...); err != nil {
+		return err
+	}
+	p.PrevEventHashes = make(map[string]string, len(refs))
+	for _, r := range refs {
+		h, err := r.ev.ReferenceHash()
+		if err != nil {
+			return fmt.Errorf("roomserver: reference hash of %s: %w", r.id, err)
+		}
+		p.PrevEventHashes[r.id] = keys.EncodeBase64(h[:])
+	}
+	return nil
 }

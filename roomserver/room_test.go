@@ -2,10 +2,12 @@ package roomserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
 
+	"myelin/keys"
 	"myelin/storage"
 	"myelin/storage/storagetest"
 )
@@ -50,5 +52,47 @@ func TestRoomSlotsBounded(t *testing.T) {
 	}
 	if _, err := sendMessage(ctx, s, roomID, alice, "after eviction"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// In room versions 1 and 2, prev_events and auth_events carry each event's reference hash.
+func TestV1ReferenceHashes(t *testing.T) {
+	db := storagetest.OpenTestDB(t, storage.SQLite)
+	ctx := context.Background()
+	s := newTestServer(t, db)
+	roomID := mustCreate(t, s, CreateRoomRequest{RoomVersion: "1", Preset: PresetPublicChat})
+	ev, err := sendMessage(ctx, s, roomID, alice, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pdu struct {
+		Prev [][]json.RawMessage `json:"prev_events"`
+		Auth [][]json.RawMessage `json:"auth_events"`
+	}
+	if err := json.Unmarshal(ev.JSON(), &pdu); err != nil {
+		t.Fatal(err)
+	}
+	if len(pdu.Prev) == 0 || len(pdu.Auth) == 0 {
+		t.Fatalf("no prev or auth events: %s", ev.JSON())
+	}
+	for _, ref := range append(pdu.Prev, pdu.Auth...) {
+		var id string
+		var hashes struct {
+			SHA256 string `json:"sha256"`
+		}
+		if len(ref) != 2 || json.Unmarshal(ref[0], &id) != nil || json.Unmarshal(ref[1], &hashes) != nil {
+			t.Fatalf("malformed reference %s", ref)
+		}
+		target, err := s.Event(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := target.ReferenceHash()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hashes.SHA256 != keys.EncodeBase64(h[:]) {
+			t.Fatalf("reference to %s carries hash %q, want %q", id, hashes.SHA256, keys.EncodeBase64(h[:]))
+		}
 	}
 }
