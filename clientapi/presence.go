@@ -2,12 +2,11 @@ package clientapi
 
 import (
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/gorilla/mux"
 
 	"myelin/mxhttp"
+	"myelin/roomserver/event"
 	"myelin/storage"
 )
 
@@ -15,28 +14,16 @@ import (
 // presence.enabled: whether someone is online, and since when, is a trace of their day that
 // nobody else needs by default. Off, the endpoints still answer as the spec defines them, so
 // that clients work unchanged: PUT is accepted and forgotten, GET says "offline" for
-// everyone, /sync carries no presence, and no m.presence EDU is ever sent.
+// everyone, /sync carries no presence, and no m.presence EDU is sent or taken.
 //
-// On, a user's own status is kept in memory (a restart forgets it) and shown to the user and
-// to users who share a room with them. Presence in /sync and over federation is not
-// implemented yet.
+// On, presence_state.go tracks it (in memory) and the rules of who sees what are the
+// spec's: a user's presence is shown to the users who share a room with them, in /sync and
+// through GET, and sent to the servers of those rooms.
 
-var presenceStates = map[string]bool{"online": true, "offline": true, "unavailable": true}
+var presenceStates = map[string]bool{presenceOnline: true, presenceOffline: true, presenceUnavailable: true}
 
-// presenceStatus is what a user last said about themself.
-type presenceStatus struct {
-	presence  string
-	statusMsg *string
-	at        time.Time
-}
-
-// presenceTable holds the statuses of local users while presence is enabled.
-type presenceTable struct {
-	mu    sync.Mutex
-	users map[string]presenceStatus
-}
-
-func (a *API) presence() *presenceTable { return &a.cfg.Ephemeral.presence }
+// presenceEnabled reports whether presence is tracked and shared.
+func (a *API) presenceEnabled() bool { return a.cfg.PresenceEnabled && a.cfg.Ephemeral.presenceOn() }
 
 func (a *API) presenceRoutes(r *mux.Router) {
 	handle := func(path string, h authedFunc, methods ...string) {
@@ -68,25 +55,26 @@ func (a *API) putPresence(r *http.Request, who Requester) (mxhttp.Response, erro
 	if !presenceStates[req.Presence] {
 		return mxhttp.Response{}, mxhttp.InvalidParam("presence must be online, offline or unavailable")
 	}
-	if !a.cfg.PresenceEnabled {
-		return mxhttp.Empty(), nil
+	if a.presenceEnabled() {
+		a.cfg.Ephemeral.SetLocalPresence(who.UserID, req.Presence, req.StatusMsg)
 	}
-	t := a.presence()
-	t.mu.Lock()
-	t.users[who.UserID] = presenceStatus{presence: req.Presence, statusMsg: req.StatusMsg, at: a.now()}
-	t.mu.Unlock()
 	return mxhttp.Empty(), nil
 }
 
-// getPresence is GET /presence/{userId}/status.
+// getPresence is GET /presence/{userId}/status. One's own presence is always shown; another
+// user's only to someone who shares a room with them (403 otherwise, as the spec's example
+// says). A user id that does not parse is 404: there is no presence for it.
 func (a *API) getPresence(r *http.Request, who Requester) (mxhttp.Response, error) {
 	userID, err := roomPathVar(r, "userId")
 	if err != nil {
 		return mxhttp.Response{}, err
 	}
-	offline := map[string]any{"presence": "offline"}
-	if !a.cfg.PresenceEnabled {
+	offline := map[string]any{"presence": presenceOffline}
+	if !a.presenceEnabled() {
 		return mxhttp.OK(offline), nil
+	}
+	if _, err := event.ParseUserID(userID); err != nil {
+		return mxhttp.Response{}, mxhttp.NotFound("there is no presence for %q", userID)
 	}
 	if userID != who.UserID {
 		shared, err := storage.UsersShareRoom(r.Context(), a.db, who.UserID, userID)
@@ -97,19 +85,9 @@ func (a *API) getPresence(r *http.Request, who Requester) (mxhttp.Response, erro
 			return mxhttp.Response{}, mxhttp.Forbidden("you do not share a room with this user")
 		}
 	}
-	t := a.presence()
-	t.mu.Lock()
-	st, ok := t.users[userID]
-	t.mu.Unlock()
+	st, ok := a.cfg.Ephemeral.presenceOf(userID)
 	if !ok {
 		return mxhttp.OK(offline), nil
 	}
-	out := map[string]any{"presence": st.presence, "last_active_ago": a.now().Sub(st.at).Milliseconds()}
-	if st.statusMsg != nil {
-		out["status_msg"] = *st.statusMsg
-	}
-	if st.presence == "online" {
-		out["currently_active"] = a.now().Sub(st.at) < 5*time.Minute
-	}
-	return mxhttp.OK(out), nil
+	return mxhttp.OK(presenceContent(st, a.now())), nil
 }

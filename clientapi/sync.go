@@ -21,7 +21,8 @@ import (
 // those rooms; an initial sync reads every room the user has a membership of.
 //
 // Choices the spec leaves open, or that wait for other parts of the server:
-//   - presence is off (privacy by default): set_presence is accepted and no presence is sent;
+//   - presence is off by default (privacy): set_presence is then accepted and ignored, and no
+//     presence is sent; on, sync_presence.go and presence_state.go;
 //   - unread_notifications are counted from what the notification worker recorded
 //     (notifications.go); ephemeral holds typing notifications and receipts (receipts.go),
 //     others' private receipts never;
@@ -87,6 +88,8 @@ type syncRequest struct {
 	fullState     bool
 	useStateAfter bool
 	filter        Filter
+	// setPresence is set_presence ("" for the default, online).
+	setPresence string
 }
 
 func (h *syncHandlers) parseSyncRequest(r *http.Request, who Requester) (syncRequest, error) {
@@ -115,7 +118,7 @@ func (h *syncHandlers) parseSyncRequest(r *http.Request, who Requester) (syncReq
 	}
 	switch q.Get("set_presence") {
 	case "", "online", "offline", "unavailable":
-		// Accepted; presence is off, so nothing is recorded.
+		req.setPresence = q.Get("set_presence") // recorded only when presence is on
 	default:
 		return req, mxhttp.InvalidParam("set_presence must be online, offline or unavailable")
 	}
@@ -141,6 +144,9 @@ func (h *syncHandlers) sync(r *http.Request, who Requester) (mxhttp.Response, er
 		return mxhttp.Response{}, err
 	}
 	ctx := r.Context()
+	if h.presenceEnabled() {
+		defer h.cfg.Ephemeral.PresenceSyncStarted(who.UserID, req.setPresence)()
+	}
 	resp, err := h.syncWait(ctx, who, req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -207,7 +213,7 @@ type (
 	syncResponse struct {
 		NextBatch        string                 `json:"next_batch"`
 		Rooms            syncRooms              `json:"rooms"`
-		Presence         eventList              `json:"presence"`
+		Presence         presenceEvents         `json:"presence"`
 		AccountData      eventList              `json:"account_data"`
 		ToDevice         toDeviceList           `json:"to_device"`
 		DeviceLists      *e2e.DeviceListChanges `json:"device_lists,omitempty"`
@@ -283,7 +289,7 @@ func newSyncResponse() *syncResponse {
 			Join: map[string]*joinedRoom{}, Invite: map[string]*invitedRoom{},
 			Leave: map[string]*leftRoom{}, Knock: map[string]*knockedRoom{},
 		},
-		Presence:         eventList{Events: []basicEvent{}},
+		Presence:         presenceEvents{Events: []presenceEvent{}},
 		AccountData:      eventList{Events: []basicEvent{}},
 		ToDevice:         toDeviceList{Events: []e2e.ToDeviceEvent{}},
 		OneTimeKeysCount: map[string]int{},
@@ -303,6 +309,6 @@ func newJoinedRoom() *joinedRoom {
 // do not count as news.
 func (s *syncResponse) empty() bool {
 	return len(s.Rooms.Join) == 0 && len(s.Rooms.Invite) == 0 && len(s.Rooms.Leave) == 0 && len(s.Rooms.Knock) == 0 &&
-		len(s.AccountData.Events) == 0 && len(s.ToDevice.Events) == 0 &&
+		len(s.AccountData.Events) == 0 && len(s.ToDevice.Events) == 0 && len(s.Presence.Events) == 0 &&
 		(s.DeviceLists == nil || len(s.DeviceLists.Changed) == 0 && len(s.DeviceLists.Left) == 0)
 }

@@ -170,6 +170,10 @@ func (h *syncHandlers) computeSync(ctx context.Context, who Requester, req syncR
 	if err := h.syncEphemeral(ctx, who, since, &to, resp, req); err != nil {
 		return nil, err
 	}
+	// Presence (sync_presence.go) records its position in to.
+	if err := h.syncPresence(ctx, who, since, &to, resp, req); err != nil {
+		return nil, err
+	}
 	// Unread notification counts (notifications.go) record their position in to.
 	if err := h.syncUnreadCounts(ctx, who, initial, since, &to, resp, req); err != nil {
 		return nil, err

@@ -93,6 +93,14 @@ func TestTokens(t *testing.T) {
 	if err != nil || got != st {
 		t.Fatalf("sync token round trip: %v %+v", err, got)
 	}
+	// The presence position is the 8th field, left out when 0; a 7-field token reads as 0.
+	withPresence := SyncToken{Events: 1, Notifications: 7, Presence: 9}
+	if got, err := ParseSyncToken(withPresence.String()); err != nil || got != withPresence || withPresence.String() != "s1_0_0_0_0_0_7_9" {
+		t.Fatalf("presence round trip: %q %+v %v", withPresence.String(), got, err)
+	}
+	if st.String() != "s12_3_4_5_0_0_0" {
+		t.Fatalf("token without presence: %q", st.String())
+	}
 	// A room token is a valid since (events only), and a sync token a valid room token.
 	if got, err := ParseSyncToken("s7"); err != nil || got != (SyncToken{Events: 7}) {
 		t.Fatalf("ParseSyncToken(s7) = %+v %v", got, err)
@@ -103,7 +111,7 @@ func TestTokens(t *testing.T) {
 	if rt, err := ParseRoomToken("t5_9"); err != nil || rt != (RoomToken{Topological: true, Depth: 5, Stream: 9}) || rt.String() != "t5_9" {
 		t.Fatalf("ParseRoomToken(t5_9) = %+v %v", rt, err)
 	}
-	for _, bad := range []string{"", "s", "x1", "s-1", "sa", "t5", "t_1", "s1_2_3_4_5_6_7_8"} {
+	for _, bad := range []string{"", "s", "x1", "s-1", "sa", "t5", "t_1", "s1_2_3_4_5_6_7_8_9"} {
 		_, err1 := ParseSyncToken(bad)
 		_, err2 := ParseRoomToken(bad)
 		if err1 == nil && err2 == nil {

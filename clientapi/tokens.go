@@ -8,9 +8,11 @@
 //	                                 stream position {events} and the next one
 //	"t{depth}_{events}"              the same position with the depth of the event at it, for
 //	                                 topological pagination
-//	"s{events}_{account_data}_{to_device}_{device_lists}_{receipts}_{typing}_{notifications}"
+//	"s{events}_{account_data}_{to_device}_{device_lists}_{receipts}_{typing}_{notifications}[_{presence}]"
 //	                                 a /sync token: one position per stream; a RoomToken
-//	                                 reads only its first number
+//	                                 reads only its first number. The presence position is
+//	                                 written only when not 0 (presence off leaves tokens as
+//	                                 they were), and a token without it reads as 0
 //
 // Every position comes from the database's stream_positions, so a token stays valid across
 // restarts.
@@ -79,10 +81,16 @@ type SyncToken struct {
 	// Notifications is the events stream position up to which push actions were counted
 	// (notifications.go).
 	Notifications int64
+	// Presence is the position of presence changes (presence_state.go); 0 while presence is off.
+	Presence int64
 }
 
 func (t SyncToken) String() string {
-	return fmt.Sprintf("s%d_%d_%d_%d_%d_%d_%d", t.Events, t.AccountData, t.ToDevice, t.DeviceLists, t.Receipts, t.Typing, t.Notifications)
+	s := fmt.Sprintf("s%d_%d_%d_%d_%d_%d_%d", t.Events, t.AccountData, t.ToDevice, t.DeviceLists, t.Receipts, t.Typing, t.Notifications)
+	if t.Presence != 0 {
+		s += "_" + strconv.FormatInt(t.Presence, 10)
+	}
+	return s
 }
 
 // ParseSyncToken decodes a /sync token. A bare "s{n}" (a room token) is accepted as a token
@@ -92,10 +100,10 @@ func ParseSyncToken(s string) (SyncToken, error) {
 		return SyncToken{}, fmt.Errorf("%w: %q", errBadToken, s)
 	}
 	parts := strings.Split(s[1:], "_")
-	if len(parts) > 7 {
+	if len(parts) > 8 {
 		return SyncToken{}, fmt.Errorf("%w: %q", errBadToken, s)
 	}
-	var v [7]int64
+	var v [8]int64
 	for i, p := range parts {
 		n, err := strconv.ParseInt(p, 10, 64)
 		if err != nil || n < 0 {
@@ -103,11 +111,12 @@ func ParseSyncToken(s string) (SyncToken, error) {
 		}
 		v[i] = n
 	}
-	return SyncToken{Events: v[0], AccountData: v[1], ToDevice: v[2], DeviceLists: v[3], Receipts: v[4], Typing: v[5], Notifications: v[6]}, nil
+	return SyncToken{Events: v[0], AccountData: v[1], ToDevice: v[2], DeviceLists: v[3], Receipts: v[4], Typing: v[5], Notifications: v[6], Presence: v[7]}, nil
 }
 
 // after reports whether any stream of t is past the same stream of u.
 func (t SyncToken) after(u SyncToken) bool {
 	return t.Events > u.Events || t.AccountData > u.AccountData || t.ToDevice > u.ToDevice ||
-		t.DeviceLists > u.DeviceLists || t.Receipts > u.Receipts || t.Typing > u.Typing || t.Notifications > u.Notifications
+		t.DeviceLists > u.DeviceLists || t.Receipts > u.Receipts || t.Typing > u.Typing || t.Notifications > u.Notifications ||
+		t.Presence > u.Presence
 }

@@ -56,6 +56,8 @@ type EphemeralConfig struct {
 	// nil: nothing leaves this server.
 	EDUs EDUSender
 	Log  *logrus.Entry
+	// Presence tracks presence (presence.enabled; presence_state.go); off, nothing is kept.
+	Presence bool
 }
 
 // Ephemeral holds typing notifications (in memory) and receipts (in the database) of local
@@ -72,7 +74,7 @@ type Ephemeral struct {
 	roomPos map[string]int64
 	pos     int64
 
-	// presence holds users' statuses while presence is enabled (presence.go).
+	// presence holds users' presence while presence is enabled (presence_state.go).
 	presence presenceTable
 }
 
@@ -94,7 +96,7 @@ func NewEphemeral(cfg EphemeralConfig) *Ephemeral {
 		cfg: cfg, now: time.Now,
 		typing: map[string]map[string]*typingEntry{}, roomPos: map[string]int64{},
 		pos:      time.Now().UnixMilli(),
-		presence: presenceTable{users: map[string]presenceStatus{}},
+		presence: newPresenceTable(),
 	}
 }
 

@@ -102,7 +102,10 @@ directory:
 
 presence:
   # Online/offline status. Off, the presence endpoints answer ("offline") but nothing is
-  # recorded or shared with other users or servers.
+  # recorded or shared with other users or servers. On, it is kept in memory and shown to
+  # the users who share a room with each user (and sent to their servers); a user goes
+  # unavailable after 5 minutes without activity and offline 30 seconds after their last
+  # /sync.
   enabled: false
 
 debug:

@@ -11,13 +11,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"sync"
 	"syscall"
 	"time"
 
 	"myelin/keys"
+	"myelin/netguard"
 )
 
 const (
@@ -78,42 +78,26 @@ func WithStaticHosts(hosts map[string]string) ClientOption {
 }
 
 // ErrPrivateAddress: an outbound connection would go to a loopback, private or link-local
-// address, which is refused unless WithPrivateAddresses allows it.
-var ErrPrivateAddress = errors.New("federation: refusing to connect to a private address")
+// address, which is refused unless WithPrivateAddresses allows it. It is netguard's, so
+// errors.Is matches whichever of the two a caller names.
+var ErrPrivateAddress = netguard.ErrPrivateAddress
 
 // WithPrivateAddresses allows (or, by default, refuses) outbound connections to loopback,
-// private and link-local addresses (federation.allow_private_addresses).
+// private and link-local addresses (federation.allow_private_addresses); netguard lists the
+// refused ranges.
 func WithPrivateAddresses(allow bool) ClientOption {
 	return func(c *Client) { c.allowPrivate = allow }
 }
 
 // checkDialAddress is the dialers' Control hook: it sees the address after DNS resolution, so
-// a name that resolves to a private address is refused like the address itself.
+// a name that resolves to a private address is refused like the address itself. It reads
+// allowPrivate when called, because the well-known client's dialer is built before the
+// options are applied.
 func (c *Client) checkDialAddress(_, address string, _ syscall.RawConn) error {
 	if c.allowPrivate {
 		return nil
 	}
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return err
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return fmt.Errorf("%w: %q is not an IP address", ErrPrivateAddress, host)
-	}
-	if isPrivateAddr(ip) {
-		return fmt.Errorf("%w: %s", ErrPrivateAddress, ip)
-	}
-	return nil
-}
-
-// isPrivateAddr: loopback, RFC 1918 / RFC 4193 private, link-local, unspecified, and
-// IPv4-mapped forms of those.
-func isPrivateAddr(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsInterfaceLocalMulticast() || ip.IsUnspecified() ||
-		(ip.Is4() && ip.As4()[0] == 0) // 0.0.0.0/8 reaches this host on some systems
+	return netguard.CheckAddress(address)
 }
 
 // WithTimeout bounds each request (default one minute) when its context has no earlier deadline.

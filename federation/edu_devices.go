@@ -75,7 +75,7 @@ func signingKeyUpdateEDU(sink RemoteKeySink) EDUHandlerFunc {
 
 // UserEDUHandlers are the handlers of the EDUs about users: typing and receipts go to
 // ephemeral, device lists and to-device messages to keys; either may be nil. Presence EDUs
-// have no handler: this server keeps no presence of remote users.
+// have a handler only when presence is enabled: see PresenceEDU (edu_presence.go).
 func UserEDUHandlers(ephemeral EphemeralSink, keys RemoteKeySink) map[string]EDUHandler {
 	out := map[string]EDUHandler{}
 	if ephemeral != nil {

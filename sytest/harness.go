@@ -120,6 +120,24 @@ type Server struct {
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	dir := t.TempDir()
+	// A port found free may be taken by another process before the server binds it (tests of
+	// other packages run at the same time); then the server is started again on other ports.
+	for attempt := 1; ; attempt++ {
+		s := configure(t, dir, opts)
+		err := s.startOnce(t, dir)
+		if err == nil {
+			return s
+		}
+		if attempt < 3 && strings.Contains(s.logs.String(), "address already in use") {
+			continue
+		}
+		t.Fatalf("server %s did not start: %v\nlogs:\n%s", s.Name, err, s.logs.String())
+	}
+}
+
+// configure writes the configuration of a new server in dir, on free loopback ports.
+func configure(t testing.TB, dir string, opts Options) *Server {
+	t.Helper()
 	clientAddr, fedAddr := freeAddr(t), freeAddr(t)
 	name := opts.ServerName
 	if name == "" {
@@ -150,7 +168,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if err := os.WriteFile(cfgPath, out, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{
+	return &Server{
 		Name:          name,
 		ClientURL:     "http://" + clientAddr,
 		FederationURL: "https://" + fedAddr,
@@ -158,11 +176,18 @@ func Start(t testing.TB, opts Options) *Server {
 		ConfigPath:    cfgPath,
 		tb:            t,
 	}
-	s.start(t, dir)
-	return s
 }
 
 func (s *Server) start(t testing.TB, dir string) {
+	t.Helper()
+	if err := s.startOnce(t, dir); err != nil {
+		t.Fatalf("server %s did not start: %v\nlogs:\n%s", s.Name, err, s.logs.String())
+	}
+}
+
+// startOnce runs the server and waits until it answers; the process is stopped (and its logs
+// printed if the test failed) when the test ends.
+func (s *Server) startOnce(t testing.TB, dir string) error {
 	t.Helper()
 	s.logs = &syncBuffer{}
 	s.exited = make(chan struct{})
@@ -172,16 +197,15 @@ func (s *Server) start(t testing.TB, dir string) {
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = s.cmd.Wait(); close(s.exited) }()
+	cmd, exited, logs := s.cmd, s.exited, s.logs
+	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		s.Stop()
+		stop(cmd, exited)
 		if t.Failed() {
-			t.Logf("logs of %s:\n%s", s.Name, s.logs.String())
+			t.Logf("logs of %s:\n%s", s.Name, logs.String())
 		}
 	})
-	if err := waitUntilUp(s.ClientURL+"/_matrix/client/versions", s.exited, 30*time.Second); err != nil {
-		t.Fatalf("server %s did not start: %v\nlogs:\n%s", s.Name, err, s.logs.String())
-	}
+	return waitUntilUp(s.ClientURL+"/_matrix/client/versions", s.exited, 30*time.Second)
 }
 
 // Restart stops the server and starts it again with the same data and configuration.
@@ -196,17 +220,21 @@ func (s *Server) Stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
+	stop(s.cmd, s.exited)
+}
+
+func stop(cmd *exec.Cmd, exited chan struct{}) {
 	select {
-	case <-s.exited:
+	case <-exited:
 		return
 	default:
 	}
-	_ = s.cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Process.Signal(os.Interrupt)
 	select {
-	case <-s.exited:
+	case <-exited:
 	case <-time.After(15 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
+		_ = cmd.Process.Kill()
+		<-exited
 	}
 }
 

@@ -183,7 +183,13 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 	rooms.Subscribe(notifications.OnNewEvent)
 	ephemeral := clientapi.NewEphemeral(clientapi.EphemeralConfig{
 		ServerName: cfg.ServerName, DB: db, Rooms: rooms, Notifier: notifier, EDUs: sender, Log: log,
+		Presence: cfg.Presence.Enabled,
 	})
+	// Presence (off by default): local users' events count as activity, and its timeouts run.
+	if cfg.Presence.Enabled {
+		rooms.Subscribe(ephemeral.OnNewEvent)
+		go ephemeral.RunPresence(ctx)
+	}
 	// The media repository has its own front door on both listeners (uploads exceed the JSON body
 	// limit). It fetches remote media through a federation client of its own, whose private
 	// address rule is media.allow_private_addresses.
@@ -255,7 +261,7 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		Remote:        fedClient,
 		Forwarder:     sender,
 		Contacted:     sender.Wake,
-		EDUHandlers:   federation.UserEDUHandlers(ephemeral, keyStore),
+		EDUHandlers:   userEDUHandlers(cfg, ephemeral, keyStore),
 		UserKeys:      keyStore,
 		Directory:     rooms,
 		// The published rooms go to other servers only if the operator says so (directory.federate).
@@ -286,6 +292,16 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		},
 		tlsConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 	}, nil
+}
+
+// userEDUHandlers are the handlers of the EDUs about users; m.presence has one only when
+// presence is enabled, so that a server with presence off takes none.
+func userEDUHandlers(cfg *config.Config, ephemeral *clientapi.Ephemeral, keyStore *e2e.Store) map[string]federation.EDUHandler {
+	h := federation.UserEDUHandlers(ephemeral, keyStore)
+	if cfg.Presence.Enabled {
+		h["m.presence"] = federation.PresenceEDU(ephemeral)
+	}
+	return h
 }
 
 // directoryQuery answers GET /_matrix/federation/v1/query/directory: the room an alias of this
