@@ -22,6 +22,9 @@ type ClientEvent struct {
 	// carries it in content, where it stays; it is repeated here for clients written before.
 	Redacts  string          `json:"redacts,omitempty"`
 	Unsigned *ClientUnsigned `json:"unsigned,omitempty"`
+	// source is the event as stored (redacted when it was), for a filter's event_format
+	// "federation" (sync_eventshape.go); never marshalled.
+	source *event.Event
 }
 
 // ClientUnsigned is the "unsigned" object of a ClientEvent: what the local server adds.
@@ -73,6 +76,7 @@ func ToClientEvent(ev *event.Event, format EventFormat, now time.Time, opt Clien
 		StateKey:       ev.StateKey(),
 		Type:           ev.Type(),
 		Redacts:        ev.Redacts(),
+		source:         ev,
 		Unsigned: &ClientUnsigned{
 			Age:           now.UnixMilli() - ev.OriginServerTS(),
 			TransactionID: opt.TransactionID,
@@ -94,14 +98,16 @@ func ToClientEvent(ev *event.Event, format EventFormat, now time.Time, opt Clien
 	}
 	if opt.RedactedBy != nil {
 		if red, err := ev.Redacted(); err == nil {
+			ce.source = red
 			ce.Content = red.Content()
 			if len(ce.Content) == 0 {
 				ce.Content = json.RawMessage("{}")
 			}
 		} else {
 			// An event that cannot be redacted by its own rules shows no content at all,
-			// rather than the content its redaction asked to hide.
+			// rather than the content its redaction asked to hide; nor a federation form.
 			ce.Content = json.RawMessage("{}")
+			ce.source = nil
 		}
 		// A redacted redaction points nowhere.
 		if ev.Type() == "m.room.redaction" {

@@ -26,8 +26,9 @@ import (
 //   - unread_notifications are counted from what the notification worker recorded
 //     (notifications.go); ephemeral holds typing notifications and receipts (receipts.go),
 //     others' private receipts never;
-//   - a timeline is the last `limit` events of the range, then filtered: a filter that drops
-//     most events yields fewer than `limit`, with limited and prev_batch still right;
+//   - a timeline holds the last `limit` events of the range that pass the filter, read back
+//     through a bounded number of events (sync_timeline.go);
+//   - event_format and event_fields are applied to the finished response (sync_eventshape.go);
 //   - device_lists counts every shared room, encrypted or not (sync_devicelists.go).
 
 // Timeouts of long-polling: the client's timeout is capped, and a waiting request also looks
@@ -154,7 +155,11 @@ func (h *syncHandlers) sync(r *http.Request, who Requester) (mxhttp.Response, er
 		}
 		return mxhttp.Response{}, mxhttp.Internal(err)
 	}
-	return mxhttp.OK(resp), nil
+	body, err := shapeSyncResponse(resp, req.filter)
+	if err != nil {
+		return mxhttp.Response{}, mxhttp.Internal(err)
+	}
+	return mxhttp.OK(body), nil
 }
 
 // syncWait answers at once unless the sync is incremental, finds nothing and may wait; then it

@@ -86,6 +86,7 @@ func (h *syncHandlers) computeSync(ctx context.Context, who Requester, req syncR
 	}
 
 	if h.cfg.Rooms != nil {
+		var forgotten forgottenRooms
 		for _, ur := range rooms {
 			if !req.filter.Room.AllowsRoom(ur.RoomID) || ur.MembershipPos > to.Events {
 				continue
@@ -123,6 +124,11 @@ func (h *syncHandlers) computeSync(ctx context.Context, who Requester, req syncR
 				}
 			case "leave", "ban":
 				if initial && !req.filter.Room.IncludeLeave || !initial && ur.MembershipPos <= since.Events {
+					continue
+				}
+				if gone, err := forgotten.has(ctx, h.db, who.UserID, ur); err != nil {
+					return nil, err
+				} else if gone {
 					continue
 				}
 				lr, err := h.leftRoom(ctx, who, ur, since.Events, req)
@@ -267,62 +273,7 @@ func (h *syncHandlers) syncKeys(ctx context.Context, who Requester, initial bool
 	return next, nil
 }
 
-// roomWindow is a room's timeline in a sync: the events of (from, upto], last ones first
-// chosen, then filtered by visibility and the timeline filter.
-type roomWindow struct {
-	version  event.RoomVersion
-	recs     []storage.EventRecord // the unfiltered window, in stream order
-	events   []*event.Event        // what the user sees of it
-	limited  bool
-	startPos int64 // the timeline starts after this position
-	endSnap  storage.SnapshotNID
-	start    storage.SnapshotNID
-}
-
-func (h *syncHandlers) window(ctx context.Context, who Requester, ur storage.UserRoom, from, upto int64, req syncRequest) (*roomWindow, error) {
-	v, err := event.Version(ur.Version)
-	if err != nil {
-		return nil, err
-	}
-	limit := req.filter.Room.Timeline.LimitOr(DefaultTimelineLimit)
-	recs, err := storage.RoomEventsByStream(ctx, h.db, ur.Room, from, upto, limit+1, true)
-	if err != nil {
-		return nil, err
-	}
-	slices.Reverse(recs)
-	w := &roomWindow{version: v, startPos: upto}
-	if len(recs) > limit {
-		recs, w.limited = recs[1:], true
-	}
-	w.recs = recs
-	if len(recs) > 0 {
-		w.startPos = recs[0].StreamPos - 1
-		w.start, w.endSnap = recs[0].StateBefore, recs[len(recs)-1].StateAfter
-	} else {
-		last, err := storage.RoomEventsByStream(ctx, h.db, ur.Room, 0, upto, 1, true)
-		if err != nil {
-			return nil, err
-		}
-		if len(last) > 0 {
-			w.start, w.endSnap = last[0].StateAfter, last[0].StateAfter
-		}
-	}
-	evs := parseRecords(recs, v)
-	visible, err := h.cfg.Rooms.VisibleEvents(ctx, who.UserID, evs)
-	if err != nil {
-		return nil, err
-	}
-	tf := req.filter.Room.Timeline
-	if visible, err = h.relatedBy(ctx, &tf, visible); err != nil {
-		return nil, err
-	}
-	for _, ev := range visible {
-		if tf.Allows(ev) {
-			w.events = append(w.events, ev)
-		}
-	}
-	return w, nil
-}
+// roomWindow and window are in sync_timeline.go.
 
 func parseRecords(recs []storage.EventRecord, v event.RoomVersion) []*event.Event {
 	out := make([]*event.Event, 0, len(recs))
@@ -347,7 +298,7 @@ type roomState struct {
 // use_state_after, the end) of the timeline, or only what changed since from.
 func (h *syncHandlers) stateFor(ctx context.Context, ur storage.UserRoom, w *roomWindow, from, upto int64, full bool, req syncRequest) (roomState, error) {
 	rs := roomState{stateAfter: req.useStateAfter}
-	snap, changedTo := w.start, w.startPos
+	snap, changedTo := w.start, w.statePos
 	if req.useStateAfter {
 		snap, changedTo = w.endSnap, upto
 	}
@@ -672,7 +623,7 @@ func (h *syncHandlers) joinedRoom(ctx context.Context, who Requester, ur storage
 	}
 	var heroes []string
 	if membersChanged {
-		if jr.Summary, err = h.summary(ctx, ur, who.UserID); err != nil {
+		if jr.Summary, err = h.summary(ctx, ur, who.UserID, w, upto); err != nil {
 			return nil, err
 		}
 		heroes = jr.Summary.Heroes
@@ -736,26 +687,7 @@ func (h *syncHandlers) leftRoom(ctx context.Context, who Requester, ur storage.U
 	return lr, nil
 }
 
-// summary is the room summary: member counts and heroes, now.
-func (h *syncHandlers) summary(ctx context.Context, ur storage.UserRoom, userID string) (*roomSummary, error) {
-	counts, err := storage.RoomMemberCounts(ctx, h.db, ur.Room)
-	if err != nil {
-		return nil, err
-	}
-	heroes, err := storage.RoomHeroes(ctx, h.db, ur.Room, userID, []string{"join", "invite"}, maxSyncHeroes)
-	if err != nil {
-		return nil, err
-	}
-	if len(heroes) == 0 {
-		if heroes, err = storage.RoomHeroes(ctx, h.db, ur.Room, userID, []string{"leave", "ban"}, maxSyncHeroes); err != nil {
-			return nil, err
-		}
-	}
-	if heroes == nil {
-		heroes = []string{}
-	}
-	return &roomSummary{Heroes: heroes, JoinedMemberCount: counts["join"], InvitedMemberCount: counts["invite"]}, nil
-}
+// summary is in sync_summary.go.
 
 // strippedStateTypes are the state events an invitee or knocker is shown (client-server API,
 // "Stripped state": the recommended set).
