@@ -357,6 +357,9 @@ func (s *Sender) cachedDestinations(ctx context.Context, rec storage.EventRecord
 	}
 	if rec.Type == "m.room.member" && rec.StateKey != nil {
 		if d := serverOf(*rec.StateKey); d != "" && !slices.Contains(servers, d) {
+			if add, err := addsTargetServer(ctx, s.cfg.DB, rec); err != nil || !add {
+				return servers, err
+			}
 			return append(slices.Clip(servers), d), nil
 		}
 	}
@@ -364,14 +367,21 @@ func (s *Sender) cachedDestinations(ctx context.Context, rec storage.EventRecord
 }
 
 // destinationsOf is where an event goes: the servers of the room's joined members, and for a
-// membership event the server of its target (an invitee, a kicked or leaving user).
+// membership event the server of its target (a kicked, banned or leaving user; not an invitee,
+// whose server got the invite through the invite API: see addsTargetServer).
 func destinationsOf(ctx context.Context, r storage.Reader, rec storage.EventRecord) ([]string, error) {
 	members, err := storage.RoomMembers(ctx, r, rec.Room, "join")
 	if err != nil {
 		return nil, err
 	}
 	if rec.Type == "m.room.member" && rec.StateKey != nil {
-		members = append(members, *rec.StateKey)
+		add, err := addsTargetServer(ctx, r, rec)
+		if err != nil {
+			return nil, err
+		}
+		if add {
+			members = append(members, *rec.StateKey)
+		}
 	}
 	var out []string
 	for _, m := range members {
