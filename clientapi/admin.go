@@ -17,9 +17,10 @@ import (
 //
 // A locked account answers 401 M_USER_LOCKED (soft_logout true) on everything but logging out
 // (auth.go); its tokens stay valid so that an unlock needs no new login. A suspended account
-// can read, sync, manage its devices and keys, leave rooms and redact, but cannot join, knock,
-// invite, create rooms, send events other than redactions, set state or change its profile:
-// the spec's recommended set (suspensionForbids).
+// can read, sync, manage its devices and keys, leave rooms and redact its own events (not
+// others': redactions.go), but cannot join, knock, invite, create rooms, send events other
+// than redactions, set state or change its profile: the spec's recommended set
+// (suspensionForbids).
 
 // userLocked is the answer to a locked account's requests.
 func userLocked() *mxhttp.Error {
@@ -75,14 +76,26 @@ func suspensionForbids(r *http.Request) bool {
 
 // requireAdmin refuses a request from a user who is not a server administrator.
 func (a *API) requireAdmin(ctx context.Context, who Requester) error {
-	acct, err := storage.GetAccount(ctx, a.db, who.Localpart)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return mxhttp.Internal(err)
+	admin, err := a.isAdmin(ctx, who)
+	if err != nil {
+		return err
 	}
-	if err != nil || !acct.IsAdmin {
+	if !admin {
 		return mxhttp.Forbidden("you are not a server administrator")
 	}
 	return nil
+}
+
+// isAdmin reports whether the requester is a server administrator.
+func (a *API) isAdmin(ctx context.Context, who Requester) (bool, error) {
+	acct, err := storage.GetAccount(ctx, a.db, who.Localpart)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, mxhttp.Internal(err)
+	}
+	return acct.IsAdmin, nil
 }
 
 // adminTarget reads {userId} of an admin endpoint, after checking (first, so that non-admins

@@ -2,10 +2,13 @@ package clientapi
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"myelin/mxhttp"
+	"myelin/roomserver"
 	"myelin/roomserver/event"
+	"myelin/storage"
 )
 
 // Redacted events are stored redacted already (the room server prunes their body when the
@@ -70,4 +73,30 @@ func (a *API) withoutUnappliedRedactions(ctx context.Context, evs []*event.Event
 		}
 	}
 	return out, nil
+}
+
+// checkSuspendedRedaction refuses (403 M_USER_SUSPENDED) a suspended user's redaction of
+// another user's event: the spec lets a suspended account redact its own events, and lists
+// redacting others' among the actions to forbid (client-server API "Account suspension").
+// auth.go lets redactions through on the path alone; the target's sender is known only here.
+// A target that is not found, or not in the room, is left to the room server's own answer.
+func (a *API) checkSuspendedRedaction(ctx context.Context, who Requester, roomID, eventID string) error {
+	restr, err := storage.GetAccountRestrictions(ctx, a.db, who.Localpart)
+	if err != nil {
+		return mxhttp.Internal(err)
+	}
+	if !restr.Suspended {
+		return nil
+	}
+	target, err := a.cfg.Rooms.Event(ctx, eventID)
+	if errors.Is(err, roomserver.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return mxhttp.Internal(err)
+	}
+	if target.RoomID() == roomID && target.Sender() != who.UserID {
+		return userSuspended()
+	}
+	return nil
 }

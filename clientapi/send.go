@@ -168,6 +168,9 @@ func (a *API) sendMessage(r *http.Request, who Requester) (mxhttp.Response, erro
 		if err := json.Unmarshal(content, &red); err != nil || red.Redacts == "" {
 			return mxhttp.Response{}, mxhttp.BadJSON("an m.room.redaction needs content.redacts, an event id")
 		}
+		if err := a.checkSuspendedRedaction(ctx, who, roomID, red.Redacts); err != nil { // redactions.go
+			return mxhttp.Response{}, err
+		}
 		return a.withTxn(ctx, who, "send/"+roomID+"/"+typ, txnID, func(roomserver.AlsoInTx) (*event.Event, error) {
 			return a.cfg.Rooms.Redact(ctx, roomID, who.UserID, red.Redacts, red.Reason)
 		})
@@ -275,6 +278,9 @@ func (a *API) redact(r *http.Request, who Requester) (mxhttp.Response, error) {
 		return mxhttp.Response{}, err
 	}
 	ctx := r.Context()
+	if err := a.checkSuspendedRedaction(ctx, who, roomID, eventID); err != nil { // redactions.go
+		return mxhttp.Response{}, err
+	}
 	return a.withTxn(ctx, who, "redact/"+roomID+"/"+eventID, txnID, func(roomserver.AlsoInTx) (*event.Event, error) {
 		return a.cfg.Rooms.Redact(ctx, roomID, who.UserID, eventID, req.Reason)
 	})

@@ -116,11 +116,6 @@ func ProfileQuery(db *storage.DB, serverName string, requireSharedRoom bool) mxh
 		if userID == "" {
 			return mxhttp.Response{}, mxhttp.MissingParam("user_id is required")
 		}
-		switch field {
-		case "", "displayname", "avatar_url":
-		default:
-			return mxhttp.Response{}, mxhttp.InvalidParam("unknown profile field %q", field)
-		}
 		u, err := event.ParseUserID(userID)
 		if err != nil || string(u.Domain()) != serverName {
 			return mxhttp.Response{}, mxhttp.InvalidParam("%s is not a user of this server", userID)
@@ -145,13 +140,32 @@ func ProfileQuery(db *storage.DB, serverName string, requireSharedRoom bool) mxh
 		if err != nil {
 			return mxhttp.Response{}, mxhttp.Internal(err)
 		}
+		// The whole profile: displayname, avatar_url, and m.tz and the custom fields (spec
+		// v1.16), which the user set to be seen like the rest.
 		out := map[string]any{}
-		if p.DisplayName != "" && (field == "" || field == "displayname") {
+		if p.DisplayName != "" {
 			out["displayname"] = p.DisplayName
 		}
-		if p.AvatarURL != "" && (field == "" || field == "avatar_url") {
+		if p.AvatarURL != "" {
 			out["avatar_url"] = p.AvatarURL
 		}
-		return mxhttp.OK(out), nil
+		custom, err := storage.ProfileFields(ctx, db, u.Local())
+		if err != nil {
+			return mxhttp.Response{}, mxhttp.Internal(err)
+		}
+		for k, v := range custom {
+			if k != "displayname" && k != "avatar_url" {
+				out[k] = v
+			}
+		}
+		if field == "" {
+			return mxhttp.OK(out), nil
+		}
+		// With field, only that field; one that is not set is not found, as the spec allows.
+		v, ok := out[field]
+		if !ok {
+			return mxhttp.Response{}, mxhttp.NotFound("the user has no %s", field)
+		}
+		return mxhttp.OK(map[string]any{field: v}), nil
 	}
 }

@@ -80,11 +80,22 @@ func (u *UserClient) QueryProfile(ctx context.Context, userID, field string) (ma
 	if err := u.client.Do(ctx, server, http.MethodGet, "/_matrix/federation/v1/query/profile?"+q.Encode(), nil, &res); err != nil {
 		return nil, remoteError(err)
 	}
+	// displayname and avatar_url are strings or absent; m.tz and custom fields (spec v1.16)
+	// any JSON value. A null value means the field is not set, and with field only that one
+	// is taken, whatever else the other server sent.
 	out := map[string]any{}
-	for _, k := range []string{"displayname", "avatar_url"} {
-		if s, ok := res[k].(string); ok && (field == "" || field == k) {
-			out[k] = s
+	for k, v := range res {
+		if v == nil || field != "" && k != field || len(k) > maxProfileKeyBytes {
+			continue
 		}
+		if _, isString := v.(string); !isString && (k == "displayname" || k == "avatar_url") {
+			continue
+		}
+		out[k] = v
 	}
 	return out, nil
 }
+
+// maxProfileKeyBytes bounds the keys taken from another server's profile, as the spec bounds
+// them (255 bytes).
+const maxProfileKeyBytes = 255

@@ -82,3 +82,20 @@ func (tx *Tx) DeleteContentReportsBefore(ctx context.Context, ts int64) (int64, 
 	}
 	return res.RowsAffected()
 }
+
+// ErasedReporter stands for the reporter of a report whose author erased their account.
+const ErasedReporter = "(erased)"
+
+// EraseReportsOf forgets what an erased account wrote in its reports (account deactivation
+// with erase): the reason and score go, and the reporter becomes ErasedReporter. What the
+// report was about (kind, room, event, reported user) and when it came stay for the
+// administrators: that someone reported an event is the server's moderation record, not the
+// erased user's words. It returns how many reports were erased.
+func (tx *Tx) EraseReportsOf(ctx context.Context, reporter string) (int64, error) {
+	res, err := tx.Exec(ctx, `UPDATE content_reports SET reporter = $1, reason = '', score = NULL
+		WHERE reporter = $2`, ErasedReporter, reporter)
+	if err != nil {
+		return 0, fmt.Errorf("storage: erasing the reports of a user: %w", err)
+	}
+	return res.RowsAffected()
+}

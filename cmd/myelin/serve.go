@@ -358,6 +358,10 @@ func accountDeactivated(db *storage.DB, rooms *roomserver.Server, keyStore *e2e.
 			if err := tx.DeleteProfile(ctx, localpart); err != nil {
 				return err
 			}
+			// Their reports keep what they were about, not what they wrote (storage/reports.go).
+			if _, err := tx.EraseReportsOf(ctx, userID); err != nil {
+				return err
+			}
 			if err := tx.DeleteUserPushRules(ctx, userID); err != nil {
 				return err
 			}
