@@ -29,7 +29,7 @@ type Rooms interface {
 	Unban(ctx context.Context, roomID, sender, target, reason string) (*event.Event, error)
 	Knock(ctx context.Context, roomID, userID, reason string) (*event.Event, error)
 	Redact(ctx context.Context, roomID, sender, eventID, reason string) (*event.Event, error)
-	Upgrade(ctx context.Context, roomID, sender, newVersion string) (string, error)
+	Upgrade(ctx context.Context, roomID, sender, newVersion string, additionalCreators []string) (string, error)
 
 	RoomVersion(ctx context.Context, roomID string) (event.RoomVersion, error)
 	Event(ctx context.Context, eventID string) (*event.Event, error)

@@ -19,6 +19,9 @@ func (a *API) upgradeRoom(r *http.Request, who Requester) (mxhttp.Response, erro
 	}
 	var req struct {
 		NewVersion string `json:"new_version"`
+		// AdditionalCreators (v1.16) only count in versions with privileged creators; for
+		// others the spec has the field ignored, so it is checked only where it counts.
+		AdditionalCreators []string `json:"additional_creators"`
 	}
 	if err := mxhttp.ReadJSON(r, &req); err != nil {
 		return mxhttp.Response{}, err
@@ -26,8 +29,17 @@ func (a *API) upgradeRoom(r *http.Request, who Requester) (mxhttp.Response, erro
 	if req.NewVersion == "" {
 		return mxhttp.Response{}, mxhttp.MissingParam("new_version is required")
 	}
-	if _, err := event.Version(req.NewVersion); err != nil {
+	v, err := event.Version(req.NewVersion)
+	if err != nil {
 		return mxhttp.Response{}, unsupportedRoomVersion(req.NewVersion)
+	}
+	if !v.PrivilegedCreators {
+		req.AdditionalCreators = nil
+	}
+	for _, u := range req.AdditionalCreators {
+		if err := checkUserID(u); err != nil {
+			return mxhttp.Response{}, err
+		}
 	}
 	ctx := r.Context()
 	m, err := a.cfg.Rooms.Membership(ctx, roomID, who.UserID)
@@ -38,7 +50,7 @@ func (a *API) upgradeRoom(r *http.Request, who Requester) (mxhttp.Response, erro
 		return mxhttp.Response{}, mxhttp.Forbidden("you are not a member of this room")
 	}
 	canonical, _ := a.cfg.Rooms.CurrentStateEvent(ctx, roomID, "m.room.canonical_alias", "")
-	newRoom, err := a.cfg.Rooms.Upgrade(ctx, roomID, who.UserID, req.NewVersion)
+	newRoom, err := a.cfg.Rooms.Upgrade(ctx, roomID, who.UserID, req.NewVersion, req.AdditionalCreators)
 	if err != nil {
 		return mxhttp.Response{}, roomError(err)
 	}

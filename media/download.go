@@ -92,8 +92,10 @@ func (s *Service) download(ctx context.Context, l lookup) (*servable, error) {
 }
 
 // thumbnail returns a thumbnail of l for a request of width x height by method: a cached one,
-// a new one, or the original when it is already no larger than asked.
-func (s *Service) thumbnail(ctx context.Context, l lookup, width, height int, method string) (*servable, error) {
+// a new one, or the original when it is already no larger than asked. Generated thumbnails are
+// still images; an original that moves (animated.go) is served as its own thumbnail only when
+// the request sets animated, and is otherwise thumbnailed to its first frame.
+func (s *Service) thumbnail(ctx context.Context, l lookup, width, height int, method string, animated bool) (*servable, error) {
 	if width < 1 || height < 1 || width > 10000 || height > 10000 {
 		return nil, mxhttp.InvalidParam("width and height must be between 1 and 10000")
 	}
@@ -114,6 +116,12 @@ func (s *Service) thumbnail(ctx context.Context, l lookup, width, height int, me
 	if !ok {
 		return nil, cannotThumbnail(errors.New("no thumbnail sizes configured"))
 	}
+	if animated {
+		// Ahead of the cache, which holds only still thumbnails.
+		if sv, ok, err := s.smallOriginal(m, width, height); ok || err != nil {
+			return sv, err
+		}
+	}
 	key := fmt.Sprintf("%s/%s/%dx%d/%s", m.Origin, m.MediaID, size.Width, size.Height, size.Method)
 	unlock := s.generating.lock(key)
 	defer unlock()
@@ -130,12 +138,19 @@ func (s *Service) thumbnail(ctx context.Context, l lookup, width, height int, me
 	if err != nil {
 		return nil, s.thumbnailError(m, err)
 	}
-	if info.Width <= width && info.Height <= height {
-		// Already no larger than asked: the original is the best thumbnail (content_repo.md).
-		return s.openServable(m.ContentHash, m.ContentType, m.UploadName, m.Size)
-	}
 	if _, err := f.Seek(0, 0); err != nil {
 		return nil, mxhttp.Internal(err)
+	}
+	if info.Width <= width && info.Height <= height {
+		// Already no larger than asked: the original is the best thumbnail (content_repo.md),
+		// unless it moves. One whose container cannot be read is taken to move.
+		moving, err := isAnimated(f, info.Format)
+		if err == nil && !moving {
+			return s.openServable(m.ContentHash, m.ContentType, m.UploadName, m.Size)
+		}
+		if _, err := f.Seek(0, 0); err != nil {
+			return nil, mxhttp.Internal(err)
+		}
 	}
 	select {
 	case s.decoding <- struct{}{}:
@@ -163,6 +178,22 @@ func (s *Service) thumbnail(ctx context.Context, l lookup, width, height int, me
 		return nil, err
 	}
 	return s.openServable(t.ContentHash, t.ContentType, "thumbnail", t.Size)
+}
+
+// smallOriginal returns the original of m when it is an image no larger than width x height,
+// moving or not: the answer to a request for an animated thumbnail. ok is false otherwise.
+func (s *Service) smallOriginal(m storage.Media, width, height int) (*servable, bool, error) {
+	f, err := s.files.open(m.ContentHash)
+	if err != nil {
+		return nil, false, mxhttp.Internal(err)
+	}
+	defer f.Close()
+	info, err := probeImage(f, s.cfg.MaxImagePixels)
+	if err != nil || info.Width > width || info.Height > height {
+		return nil, false, nil // the usual path answers, with its own errors
+	}
+	sv, err := s.openServable(m.ContentHash, m.ContentType, m.UploadName, m.Size)
+	return sv, err == nil, err
 }
 
 func (s *Service) storedThumbnail(ctx context.Context, m storage.Media, size ThumbnailSize) (*servable, bool, error) {

@@ -205,14 +205,22 @@ func (s *Service) handleDownload(legacy bool) rawFunc {
 }
 
 // thumbnailParams reads width, height and method.
-func thumbnailParams(r *http.Request) (int, int, string, error) {
+func thumbnailParams(r *http.Request) (int, int, string, bool, error) {
 	q := r.URL.Query()
 	w, errW := strconv.Atoi(q.Get("width"))
 	h, errH := strconv.Atoi(q.Get("height"))
 	if errW != nil || errH != nil {
-		return 0, 0, "", mxhttp.MissingParam("width and height must be integers")
+		return 0, 0, "", false, mxhttp.MissingParam("width and height must be integers")
 	}
-	return w, h, q.Get("method"), nil
+	var animated bool
+	switch q.Get("animated") {
+	case "", "false":
+	case "true":
+		animated = true
+	default:
+		return 0, 0, "", false, mxhttp.InvalidParam("animated must be true or false")
+	}
+	return w, h, q.Get("method"), animated, nil
 }
 
 func (s *Service) handleThumbnail(legacy bool) rawFunc {
@@ -221,11 +229,11 @@ func (s *Service) handleThumbnail(legacy bool) rawFunc {
 		if err != nil {
 			return err
 		}
-		width, height, method, err := thumbnailParams(r)
+		width, height, method, animated, err := thumbnailParams(r)
 		if err != nil {
 			return err
 		}
-		sv, err := s.thumbnail(r.Context(), l, width, height, method)
+		sv, err := s.thumbnail(r.Context(), l, width, height, method, animated)
 		if err != nil {
 			return err
 		}
@@ -260,11 +268,11 @@ func (s *Service) handleFederationThumbnail(w http.ResponseWriter, r *http.Reque
 		return err
 	}
 	l.allowRemote = false
-	width, height, method, err := thumbnailParams(r)
+	width, height, method, animated, err := thumbnailParams(r)
 	if err != nil {
 		return err
 	}
-	sv, err := s.thumbnail(r.Context(), l, width, height, method)
+	sv, err := s.thumbnail(r.Context(), l, width, height, method, animated)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"myelin/roomserver/auth"
 	"myelin/roomserver/event"
@@ -21,9 +22,13 @@ var upgradeTransferred = []string{
 // m.room.tombstone to the old room and then restricts the old room's power levels so that
 // ordinary members can no longer talk or invite there. It returns the new room's id.
 //
+// additionalCreators (spec v1.16) become the new room's additional_creators when its version
+// has privileged creators, and are ignored otherwise. The old room's additional creators are
+// not carried over: the spec has the caller name the whole set again.
+//
 // The two rooms commit separately: if the tombstone is refused after the new room exists, the
 // new room stays behind, unreferenced.
-func (s *Server) Upgrade(ctx context.Context, roomID, sender, newVersion string) (string, error) {
+func (s *Server) Upgrade(ctx context.Context, roomID, sender, newVersion string, additionalCreators []string) (string, error) {
 	v, err := event.Version(newVersion)
 	if err != nil {
 		return "", err
@@ -75,9 +80,21 @@ func (s *Server) Upgrade(ctx context.Context, roomID, sender, newVersion string)
 		}
 	}
 	if v.PrivilegedCreators {
-		// The new room's creator has infinite power and may not be listed among users.
+		var extra []string
+		for _, u := range additionalCreators {
+			if u != sender && !slices.Contains(extra, u) {
+				extra = append(extra, u)
+			}
+		}
+		if len(extra) > 0 {
+			creation["additional_creators"] = extra
+		}
+		// The new room's creators have infinite power and may not be listed among users.
 		if users, ok := plContent["users"].(map[string]any); ok {
 			delete(users, sender)
+			for _, u := range extra {
+				delete(users, u)
+			}
 		}
 	} else if users, ok := plContent["users"].(map[string]any); ok {
 		users[sender] = max(levels.UserLevel(sender), 100)

@@ -19,10 +19,10 @@ func TestUpgrade(t *testing.T) {
 				if _, err := s.Join(ctx, old, bob); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := s.Upgrade(ctx, old, bob, tc.to); !errors.Is(err, ErrNotAllowed) {
+				if _, err := s.Upgrade(ctx, old, bob, tc.to, nil); !errors.Is(err, ErrNotAllowed) {
 					t.Errorf("bob upgrades: %v", err)
 				}
-				newRoom, err := s.Upgrade(ctx, old, alice, tc.to)
+				newRoom, err := s.Upgrade(ctx, old, alice, tc.to, nil)
 				if err != nil {
 					t.Fatalf("upgrade: %v", err)
 				}
