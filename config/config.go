@@ -41,6 +41,7 @@ type Config struct {
 	Reports      Reports      `yaml:"reports"`
 	Directory    Directory    `yaml:"directory"`
 	Push         Push         `yaml:"push"`
+	Retention    Retention    `yaml:"retention"`
 
 	// lines maps a key path such as "federation.listen" to its line in the file, for messages.
 	lines map[string]int
@@ -152,6 +153,7 @@ func Default() Config {
 		TURN:       TURN{TTL: time.Hour},
 		Reports:    Reports{Retention: DefaultReportRetention},
 		Push:       defaultPush(),
+		Retention:  defaultRetention(),
 	}
 }
 

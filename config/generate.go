@@ -198,6 +198,19 @@ push:
   allow_private_addresses: false
   # Notifications (GET /notifications, unread counts) older than this are deleted (30 days).
   notification_retention: "720h"
+
+retention:
+  # How long rooms keep their messages. The content of non-state events older than a room's
+  # lifetime is purged for good (state events stay). A room asks for its lifetime with an
+  # m.room.retention state event (max_lifetime in ms); this default applies to rooms without
+  # one. "0s" (the default) keeps history forever, so upgrading a server loses nothing; set
+  # e.g. "8760h" (a year) to purge older messages.
+  default_max_lifetime: "0s"
+  # Bounds for what a room may ask for; a lifetime outside them is clamped. "0s": no bound.
+  min_lifetime: "0s"
+  max_lifetime: "0s"
+  # How often expired messages are looked for (at least 1s).
+  purge_interval: "1h"
 `))
 
 // Generate returns a complete, commented configuration file.

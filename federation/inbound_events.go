@@ -23,7 +23,8 @@ type singlePDUTransaction struct {
 // not have it (or, when roomID is not empty, it is not in that room), 403 M_FORBIDDEN if no
 // user of origin could see it.
 func (s *Server) visibleEvent(ctx context.Context, origin, roomID, eventID string) (*event.Event, error) {
-	ev, err := s.cfg.Rooms.Event(ctx, eventID)
+	// A purged event is served as its redacted stub: other servers' DAG walks go through it.
+	ev, err := s.cfg.Rooms.FederationEvent(ctx, eventID)
 	if errors.Is(err, roomserver.ErrNotFound) || (err == nil && roomID != "" && ev.RoomID() != roomID) {
 		return nil, mxhttp.NotFound("could not find event %s", eventID)
 	}

@@ -18,6 +18,8 @@ import (
 type RoomServer interface {
 	RoomVersion(ctx context.Context, roomID string) (event.RoomVersion, error)
 	Event(ctx context.Context, eventID string) (*event.Event, error)
+	// FederationEvent is Event, with the stub of an event that retention purged.
+	FederationEvent(ctx context.Context, eventID string) (*event.Event, error)
 	CurrentState(ctx context.Context, roomID string, types ...string) ([]*event.Event, error)
 	CurrentStateEvent(ctx context.Context, roomID, typ, stateKey string) (*event.Event, error)
 	ForwardExtremities(ctx context.Context, roomID string) ([]*event.Event, error)

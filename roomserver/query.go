@@ -29,10 +29,11 @@ func (s *Server) room(ctx context.Context, r storage.Reader, roomID string) (sto
 	return room, err
 }
 
-// Event returns a stored event; ErrNotFound if this server does not have it.
+// Event returns a stored event; ErrNotFound if this server does not have it, or has only the
+// stub retention left of it (retention.go; FederationEvent serves stubs).
 func (s *Server) Event(ctx context.Context, eventID string) (*event.Event, error) {
 	rec, err := storage.EventByID(ctx, s.db, eventID)
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) || err == nil && rec.JSON == nil {
 		return nil, fmt.Errorf("%w: event %s", ErrNotFound, eventID)
 	}
 	if err != nil {

@@ -245,7 +245,9 @@ func (s *Server) walkPrev(ctx context.Context, roomID string, start, stop []stri
 				return err
 			}
 		}
-		return nil
+		// Events that retention purged go out as their stubs: the walk must not break there.
+		out, err = storage.WithPurgedStubs(ctx, r, out)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -268,7 +270,11 @@ func (s *Server) EventNearTimestamp(ctx context.Context, roomID string, ts int64
 	if err != nil {
 		return nil, err
 	}
-	return s.parse(rec)
+	recs, err := storage.WithPurgedStubs(ctx, s.db, []storage.EventRecord{rec}) // retention.go
+	if err != nil {
+		return nil, err
+	}
+	return s.parse(recs[0])
 }
 
 // ServerVisibleEvents returns the events among evs that server may see, in their order: an

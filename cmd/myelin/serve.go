@@ -219,6 +219,11 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 	}
 	go mediaRepo.Run(ctx)
 	go clientapi.RunReportRetention(ctx, db, cfg.Reports.Retention, log)
+	// Message retention (retention, m.room.retention): old message bodies are purged.
+	go rooms.RunRetention(ctx, roomserver.RetentionPolicy{
+		DefaultMaxLifetime: cfg.Retention.DefaultMaxLifetime,
+		MinLifetime:        cfg.Retention.MinLifetime, MaxLifetime: cfg.Retention.MaxLifetime,
+	}, cfg.Retention.PurgeInterval, log)
 	client := clientapi.New(clientapi.Config{
 		ServerName:      cfg.ServerName,
 		PublicBaseURL:   cfg.Client.PublicBaseURL,

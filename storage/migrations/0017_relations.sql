@@ -6,8 +6,8 @@
 -- what the server can see anyway; it never holds message content, only the annotation key of
 -- an m.annotation (typically an emoji).
 -- Personal data: who related which event to which, and reaction keys. Deleted: when the child
--- event is redacted (its content, m.relates_to included, is pruned in the same transaction), and
--- with the events.
+-- event is redacted or purged by retention (its content, m.relates_to included, is pruned in the
+-- same transaction), and with the events.
 CREATE TABLE event_relations (
 	child_nid BIGINT PRIMARY KEY,
 	child_id TEXT NOT NULL,

@@ -7,8 +7,8 @@
 -- m.room.topic. Never m.room.encrypted, which has no plaintext. vector holds the words of the
 -- text (split and folded to lower case by Go, then parsed with the 'simple' configuration: no
 -- stemming, like SQLite's unicode61 tokenizer); the text itself is not kept.
--- Personal data: a copy of message text. Deleted: in the transaction that redacts the event, and
--- with the room.
+-- Personal data: a copy of message text. Deleted: in the transaction that redacts the event or
+-- purges it by retention, and with the room.
 CREATE TABLE event_search (
 	event_nid BIGINT PRIMARY KEY,
 	room_nid BIGINT NOT NULL,

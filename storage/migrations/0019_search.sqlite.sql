@@ -7,8 +7,8 @@
 -- m.room.message, content.name of m.room.name, content.topic (and the text/plain m.topic) of
 -- m.room.topic. Never m.room.encrypted, which has no plaintext. event_search_fts holds the text,
 -- its docid is the event_nid; event_search the columns the search selects on.
--- Personal data: a copy of message text. Deleted: in the transaction that redacts the event, and
--- with the room.
+-- Personal data: a copy of message text. Deleted: in the transaction that redacts the event or
+-- purges it by retention, and with the room.
 CREATE TABLE event_search (
 	event_nid INTEGER PRIMARY KEY,
 	room_nid BIGINT NOT NULL,
