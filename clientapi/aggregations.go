@@ -245,7 +245,7 @@ func (a *API) visibleChildren(ctx context.Context, who Requester, nids []storage
 		byID[ev.ID()] = rec.NID
 		parsed = append(parsed, ev)
 	}
-	visible, err := a.cfg.Rooms.VisibleEvents(ctx, who.UserID, parsed)
+	visible, err := visibleEvents(ctx, a.cfg.Rooms, who.UserID, parsed)
 	if err != nil {
 		return nil, roomError(err)
 	}
@@ -269,7 +269,7 @@ func (a *API) formatChildren(ctx context.Context, who Requester, evs []*event.Ev
 	out := make([]ClientEvent, len(evs))
 	now := a.now()
 	for i, ev := range evs {
-		out[i] = ToClientEvent(ev, format, now, ClientEventOptions{TransactionID: txns[ev.ID()]})
+		out[i] = ToClientEvent(ev, format, now, ClientEventOptions{TransactionID: txns[ev.ID()], Membership: membershipAt(ctx, ev.ID())})
 	}
 	if err := a.bundle(ctx, who, evs, out, format, true); err != nil {
 		return nil, err

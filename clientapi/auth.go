@@ -61,7 +61,7 @@ func (a *API) optionalAuth(h authedFunc) mxhttp.HandlerFunc {
 
 func withRequester(r *http.Request, who Requester) *http.Request {
 	log := mxhttp.Logger(r.Context()).WithFields(logrus.Fields{"user_id": who.UserID, "device_id": who.DeviceID})
-	return r.WithContext(mxhttp.WithLogger(r.Context(), log))
+	return r.WithContext(withMembershipMemo(mxhttp.WithLogger(r.Context(), log), who.UserID)) // membership_at.go
 }
 
 // accessToken returns the request's access token: from the Authorization header, or from the

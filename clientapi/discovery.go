@@ -29,8 +29,8 @@ import (
 //   - v1.10: Retry-After on 429, erase on deactivate, /.well-known/matrix/support, recurse on
 //     /relations.
 //   - v1.11: authenticated media (media/http.go), animated on thumbnails (media/animated.go),
-//     first cross-signing upload without UIA (keys.go). unsigned.membership, which the spec
-//     lets a server omit, is not filled in.
+//     first cross-signing upload without UIA (keys.go), unsigned.membership on the events
+//     served to clients (membership_at.go; not on /notifications or state blocks).
 //   - v1.12: via on /join and /knock, account locking (admin.go), 403 on shared-room profiles.
 //   - v1.13: /rooms/{roomId}/report, M_USER_SUSPENDED. v1.14: /users/{userId}/report.
 //   - v1.15: /room_summary, the new /hierarchy fields (roomserver/summary.go).

@@ -319,7 +319,7 @@ func (a *API) legacyEventsAfter(ctx context.Context, who Requester, from int64, 
 			end = min(end, recs[len(recs)-1].StreamPos)
 		}
 		evs := parseRecords(recs, v)
-		visible, err := a.cfg.Rooms.VisibleEvents(ctx, who.UserID, evs)
+		visible, err := visibleEvents(ctx, a.cfg.Rooms, who.UserID, evs)
 		if err != nil {
 			return nil, from, roomError(err)
 		}

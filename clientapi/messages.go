@@ -108,7 +108,7 @@ func (a *API) pageEvents(ctx context.Context, who Requester, room storage.Room, 
 			evs = append(evs, ev)
 			pos[ev.ID()] = rec
 		}
-		visible, err := a.cfg.Rooms.VisibleEvents(ctx, who.UserID, evs)
+		visible, err := visibleEvents(ctx, a.cfg.Rooms, who.UserID, evs)
 		if err != nil {
 			return p, roomError(err)
 		}

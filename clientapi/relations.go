@@ -210,7 +210,7 @@ func (a *API) pageRelations(ctx context.Context, who Requester, v event.RoomVers
 			byNID[rec.NID] = ev
 			parsed = append(parsed, ev)
 		}
-		visible, err := a.cfg.Rooms.VisibleEvents(ctx, who.UserID, parsed)
+		visible, err := visibleEvents(ctx, a.cfg.Rooms, who.UserID, parsed)
 		if err != nil {
 			return nil, cursor, false, roomError(err)
 		}
@@ -315,7 +315,7 @@ pages:
 			byID[ev.ID()] = ev
 			parsed = append(parsed, ev)
 		}
-		visible, err := a.cfg.Rooms.VisibleEvents(ctx, who.UserID, parsed)
+		visible, err := visibleEvents(ctx, a.cfg.Rooms, who.UserID, parsed)
 		if err != nil {
 			return mxhttp.Response{}, roomError(err)
 		}

@@ -40,6 +40,8 @@ type Rooms interface {
 	Members(ctx context.Context, roomID, membership string) ([]string, error)
 	JoinedRooms(ctx context.Context, userID string) ([]string, error)
 	VisibleEvents(ctx context.Context, userID string, evs []*event.Event) ([]*event.Event, error)
+	// VisibleEventsWithMembership also gives userID's membership at each event (membership_at.go).
+	VisibleEventsWithMembership(ctx context.Context, userID string, evs []*event.Event) ([]*event.Event, map[string]string, error)
 	RedactionsFor(ctx context.Context, eventIDs []string) (map[string]*event.Event, error)
 	UnappliedRedactions(ctx context.Context, eventIDs []string) (map[string]bool, error)
 	EventNearTimestamp(ctx context.Context, roomID string, ts int64, backwards bool) (*event.Event, error)

@@ -147,7 +147,7 @@ func (a *API) visibleEvent(ctx context.Context, who Requester, roomID, eventID s
 	if ev.RoomID() != roomID {
 		return nil, notFound
 	}
-	visible, err := a.cfg.Rooms.VisibleEvents(ctx, who.UserID, []*event.Event{ev})
+	visible, err := visibleEvents(ctx, a.cfg.Rooms, who.UserID, []*event.Event{ev})
 	if err != nil {
 		return nil, roomError(err)
 	}
@@ -316,7 +316,7 @@ func (a *API) clientEvents(ctx context.Context, who Requester, evs []*event.Even
 	}
 	now := a.now()
 	for _, ev := range evs {
-		opt := ClientEventOptions{TransactionID: txns[ev.ID()], RedactedBy: redactedBy[ev.ID()]}
+		opt := ClientEventOptions{TransactionID: txns[ev.ID()], RedactedBy: redactedBy[ev.ID()], Membership: membershipAt(ctx, ev.ID())}
 		if p := replaced[ev.ID()]; p != nil {
 			opt.Replaced, opt.PrevVisible = p, visible[p.ID()]
 		}

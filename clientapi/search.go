@@ -378,7 +378,7 @@ func (a *API) visibleHits(ctx context.Context, who Requester, hits []storage.Sea
 		evs = append(evs, ev)
 		cands[ev.ID()] = searchFound{ev: ev, rec: rec, hit: h, room: room}
 	}
-	visible, err := a.cfg.Rooms.VisibleEvents(ctx, who.UserID, evs)
+	visible, err := visibleEvents(ctx, a.cfg.Rooms, who.UserID, evs)
 	if err != nil {
 		return nil, roomError(err)
 	}

@@ -513,7 +513,7 @@ func (h *syncHandlers) timelineEvents(ctx context.Context, who Requester, w *roo
 		return nil, err
 	}
 	for _, ev := range shown {
-		opt := ClientEventOptions{TransactionID: txns[ev.ID()], RedactedBy: redactedBy[ev.ID()]}
+		opt := ClientEventOptions{TransactionID: txns[ev.ID()], RedactedBy: redactedBy[ev.ID()], Membership: membershipAt(ctx, ev.ID())}
 		if prev := replaced[ev.ID()]; prev != nil {
 			// The user sees this state event, and sharing a room's state history with its
 			// members is what the room's history visibility already allows.

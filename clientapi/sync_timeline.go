@@ -150,7 +150,7 @@ func (h *syncHandlers) timelinePasses(ctx context.Context, who Requester, tf *Ro
 	if len(evs) == 0 {
 		return nil, nil
 	}
-	visible, err := h.cfg.Rooms.VisibleEvents(ctx, who.UserID, evs)
+	visible, err := visibleEvents(ctx, h.cfg.Rooms, who.UserID, evs)
 	if err != nil {
 		return nil, err
 	}

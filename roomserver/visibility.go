@@ -25,6 +25,9 @@ const typeHistoryVisibility = "m.room.history_visibility"
 type historyState struct {
 	visibility      string
 	joined, invited bool
+	// membership is the viewer's membership when the viewer is one user ("" if they have none),
+	// which VisibleEventsWithMembership returns as unsigned.membership.
+	membership string
 }
 
 // A visibilityPolicy is the viewer's side of history visibility: whose memberships count and how
@@ -101,7 +104,8 @@ func historyStateAt(ctx context.Context, r storage.Reader, snap storage.Snapshot
 		case typeHistoryVisibility:
 			st.visibility = historyVisibility(rec.JSON)
 		case auth.TypeMember:
-			switch membershipOfJSON(rec.JSON) {
+			st.membership = membershipOfJSON(rec.JSON)
+			switch st.membership {
 			case "join":
 				st.joined = true
 			case "invite":
@@ -128,14 +132,36 @@ func historyStateAt(ctx context.Context, r storage.Reader, snap storage.Snapshot
 //
 // Non-state events sent by users that userID ignores are not visible either (ignore.go).
 func (s *Server) VisibleEvents(ctx context.Context, userID string, evs []*event.Event) ([]*event.Event, error) {
+	visible, _, err := s.visibleToUser(ctx, userID, evs, false)
+	return visible, err
+}
+
+// VisibleEventsWithMembership is VisibleEvents that also returns, by event id, userID's
+// membership at each visible event: the unsigned.membership of the Client-Server API, "the
+// membership property of the requesting user's m.room.member state at the point of the event,
+// including any changes caused by the event", and "leave" when they had no membership yet. It is
+// read from the same state lookups that decide visibility, so it costs no extra query.
+func (s *Server) VisibleEventsWithMembership(ctx context.Context, userID string, evs []*event.Event) ([]*event.Event, map[string]string, error) {
+	return s.visibleToUser(ctx, userID, evs, true)
+}
+
+func (s *Server) visibleToUser(ctx context.Context, userID string, evs []*event.Event, withMembership bool) ([]*event.Event, map[string]string, error) {
 	if len(evs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ignored, err := IgnoredUsers(ctx, s.db, userID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return s.visibleEvents(ctx, evs, &userVisibility{userID: userID, ignored: ignored, joinPos: map[storage.RoomNID]int64{}})
+	u := &userVisibility{userID: userID, ignored: ignored, joinPos: map[storage.RoomNID]int64{}}
+	if withMembership {
+		u.membershipAt = make(map[string]string, len(evs))
+	}
+	visible, err := s.visibleEvents(ctx, evs, u)
+	if err != nil {
+		return nil, nil, err
+	}
+	return visible, u.membershipAt, nil
 }
 
 // userVisibility is the visibility policy for one user.
@@ -148,6 +174,8 @@ type userVisibility struct {
 	keys       []storage.StateKey
 	keysLoaded bool
 	joinPos    map[storage.RoomNID]int64
+	// membershipAt, when not nil, collects the user's membership after each allowed event.
+	membershipAt map[string]string
 }
 
 func (u *userVisibility) stateEvents(ctx context.Context, r storage.Reader, snap storage.SnapshotNID) ([]storage.EventNID, error) {
@@ -180,6 +208,30 @@ func (u *userVisibility) stateEvents(ctx context.Context, r storage.Reader, snap
 }
 
 func (u *userVisibility) allow(ctx context.Context, r storage.Reader, ev *event.Event, rec storage.EventRecord, before historyState) (bool, error) {
+	ok, err := u.decide(ctx, r, ev, rec, before)
+	if ok && err == nil && u.membershipAt != nil {
+		u.membershipAt[ev.ID()] = membershipAfter(ev, u.userID, before.membership)
+	}
+	return ok, err
+}
+
+// membershipAfter is userID's membership in the state after ev, given the one before: only the
+// user's own membership event changes it. No membership at all counts as "leave", as the spec
+// of unsigned.membership says.
+func membershipAfter(ev *event.Event, userID, before string) string {
+	if ev.Type() == auth.TypeMember && ev.StateKeyEquals(userID) {
+		if m, err := ev.Membership(); err == nil && m != "" {
+			return m
+		}
+	}
+	if before == "" {
+		return "leave"
+	}
+	return before
+}
+
+// decide applies the history visibility rules of VisibleEvents to ev.
+func (u *userVisibility) decide(ctx context.Context, r storage.Reader, ev *event.Event, rec storage.EventRecord, before historyState) (bool, error) {
 	if u.ignored[ev.Sender()] && ev.StateKey() == nil {
 		return false, nil
 	}
