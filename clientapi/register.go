@@ -63,15 +63,25 @@ func (a *API) checkAvailable(r *http.Request, localpart string) error {
 	}
 }
 
+// registrationFlows: a registration token when one is required, then the policies to accept
+// when there are any (consent.go); the dummy stage only when neither is asked for.
 func (a *API) registrationFlows() [][]string {
+	var flow []string
 	if a.cfg.RegistrationRequiresToken {
-		return [][]string{{stageRegistrationToken}}
+		flow = append(flow, stageRegistrationToken)
 	}
-	return [][]string{{stageDummy}}
+	if len(a.cfg.ConsentPolicies) > 0 {
+		flow = append(flow, stageTerms)
+	}
+	if len(flow) == 0 {
+		flow = []string{stageDummy}
+	}
+	return [][]string{flow}
 }
 
 // register is POST /register. Guests are refused; user accounts need registration to be enabled
-// and a completed User-Interactive Authentication (dummy, or a registration token when required).
+// and a completed User-Interactive Authentication (dummy, or a registration token when required,
+// and the acceptance of the server's policies when it has any).
 // The user name and password are checked before authentication, as the spec requires.
 func (a *API) register(r *http.Request) (mxhttp.Response, error) {
 	switch r.URL.Query().Get("kind") {
@@ -110,7 +120,8 @@ func (a *API) register(r *http.Request) (mxhttp.Response, error) {
 		return mxhttp.Response{}, err
 	}
 
-	session, challenge, err := a.interactiveAuth(r, req.Auth, uiaSpec{operation: "POST /register", flows: a.registrationFlows()})
+	session, challenge, err := a.interactiveAuth(r, req.Auth, uiaSpec{operation: "POST /register", flows: a.registrationFlows(),
+		params: termsParams(a.cfg.ConsentPolicies), data: consentSessionData(a.cfg.ConsentPolicies)})
 	if err != nil || challenge != nil {
 		return deref(challenge), err
 	}
@@ -124,6 +135,14 @@ func (a *API) register(r *http.Request) (mxhttp.Response, error) {
 	acc, err := a.accounts.Prepare(localpart, req.Password, false)
 	if err != nil {
 		return mxhttp.Response{}, usernameError(err)
+	}
+	consent, accepted, err := acceptedConsent(session)
+	if err != nil {
+		return mxhttp.Response{}, mxhttp.Internal(err)
+	}
+	if len(a.cfg.ConsentPolicies) > 0 && !accepted {
+		// A session that completed another flow before policies were configured.
+		return mxhttp.Response{}, mxhttp.Unauthorized("the policies of this server must be accepted")
 	}
 
 	ctx := r.Context()
@@ -139,6 +158,9 @@ func (a *API) register(r *http.Request) (mxhttp.Response, error) {
 			return mxhttp.Unauthorized("a registration token is required")
 		}
 		if err := a.accounts.Insert(ctx, tx, acc); err != nil {
+			return err
+		}
+		if err := tx.RecordConsent(ctx, localpart, consent, a.now().UnixMilli()); err != nil {
 			return err
 		}
 		if !req.InhibitLogin {

@@ -30,6 +30,8 @@ type Config struct {
 	// m.login.registration_token stage to it.
 	RegistrationEnabled       bool
 	RegistrationRequiresToken bool
+	// ConsentPolicies, when any, add the m.login.terms stage to registration (consent.go).
+	ConsentPolicies []ConsentPolicy
 	// RateLimit is the token bucket for login, registration and, later, room actions.
 	RateLimit RateLimitConfig
 	// DefaultRoomVersion is announced in the m.room_versions capability.

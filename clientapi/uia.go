@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"time"
@@ -18,6 +19,7 @@ const (
 	stagePassword          = "m.login.password"
 	stageDummy             = "m.login.dummy"
 	stageRegistrationToken = "m.login.registration_token"
+	stageTerms             = "m.login.terms"
 )
 
 // uiaSessionLifetime bounds how long a client may take to complete the stages of one request.
@@ -35,6 +37,10 @@ type uiaSpec struct {
 	// password stage then decides who it is).
 	localpart string
 	flows     [][]string
+	// params is the challenge's params object, by stage; nil: {}.
+	params map[string]any
+	// data is stored in a new session, for its stages to read (what the challenge presented).
+	data map[string]string
 }
 
 // authDict is the auth object of a request.
@@ -85,6 +91,7 @@ func (a *API) interactiveAuth(r *http.Request, raw json.RawMessage, spec uiaSpec
 		session = storage.UIASession{
 			ID: account.NewToken(""), Operation: spec.operation, Localpart: spec.localpart,
 			CreatedTS: now.UnixMilli(), ExpiresTS: now.Add(uiaSessionLifetime).UnixMilli(),
+			Data: maps.Clone(spec.data),
 		}
 		if err := a.db.WithTx(ctx, func(tx *storage.Tx) error { return tx.InsertUIASession(ctx, session) }); err != nil {
 			return nil, nil, mxhttp.Internal(err)
@@ -185,6 +192,11 @@ func (a *API) runStage(ctx context.Context, s *storage.UIASession, spec uiaSpec,
 		}
 		s.Data[uiaDataRegistrationToken] = account.HashToken(auth.Token)
 		return nil, nil
+	case stageTerms:
+		// The client sends only the type and session: that the user accepted every policy the
+		// challenge presented (consent.go).
+		acceptTerms(s, spec)
+		return nil, nil
 	}
 	return &mxhttp.Error{Code: "M_UNRECOGNIZED", Message: "unsupported authentication type"}, nil
 }
@@ -195,7 +207,10 @@ func finishUIA(ctx context.Context, tx *storage.Tx, s *storage.UIASession) error
 }
 
 func challenge(spec uiaSpec, s storage.UIASession, failure *mxhttp.Error) *mxhttp.Response {
-	c := uiaChallenge{Params: map[string]any{}, Session: s.ID, Completed: s.Completed}
+	c := uiaChallenge{Params: spec.params, Session: s.ID, Completed: s.Completed}
+	if c.Params == nil {
+		c.Params = map[string]any{}
+	}
 	for _, f := range spec.flows {
 		c.Flows = append(c.Flows, uiaFlow{Stages: f})
 	}

@@ -42,6 +42,7 @@ type Config struct {
 	Directory    Directory    `yaml:"directory"`
 	Push         Push         `yaml:"push"`
 	Retention    Retention    `yaml:"retention"`
+	Consent      Consent      `yaml:"consent"`
 
 	// lines maps a key path such as "federation.listen" to its line in the file, for messages.
 	lines map[string]int

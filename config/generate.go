@@ -211,6 +211,22 @@ retention:
   max_lifetime: "0s"
   # How often expired messages are looked for (at least 1s).
   purge_interval: "1h"
+
+consent:
+  # Policies new users must accept before their account exists (the m.login.terms stage of
+  # registration, after the registration token if one is required). Empty: none is asked for.
+  # Each has an id and a version (letters, digits and . _ ~ -) and, per language, the name
+  # clients show and an https URL of its text. The server records which versions each user
+  # accepted and when; to publish a new version, change version and url: existing users keep
+  # their accounts, and "myelin consent" lists who has not accepted the current version. The
+  # record goes when the account is erased. For example:
+  #   policies:
+  #     - id: "privacy_policy"
+  #       version: "1.0"
+  #       languages:
+  #         en: {name: "Privacy Policy", url: "https://example.org/privacy-1.0-en.html"}
+  #         fr: {name: "Politique de confidentialité", url: "https://example.org/privacy-1.0-fr.html"}
+  policies: []
 `))
 
 // Generate returns a complete, commented configuration file.

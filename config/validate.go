@@ -92,6 +92,7 @@ func (c *Config) Validate() []string {
 	p = append(p, c.validateFeatures()...)
 	p = append(p, c.validatePush()...)
 	p = append(p, c.validateRetention()...)
+	p = append(p, c.validateConsent()...)
 	if c.E2EE.ToDeviceTTL < time.Minute {
 		p = append(p, c.at("e2ee.to_device_ttl", "must be at least 1m, e.g. 720h"))
 	}

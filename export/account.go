@@ -20,6 +20,14 @@ type accountJSON struct {
 	DeactivatedTS int64  `json:"deactivated_ts,omitempty"`
 	Locked        bool   `json:"locked"`
 	Suspended     bool   `json:"suspended"`
+	// Consent is every policy version the user accepted (m.login.terms at registration).
+	Consent []consentJSON `json:"consent"`
+}
+
+type consentJSON struct {
+	Policy     string `json:"policy"`
+	Version    string `json:"version"`
+	AcceptedTS int64  `json:"accepted_ts"`
 }
 
 func (e *exporter) writeAccount(ctx context.Context) error {
@@ -31,10 +39,19 @@ func (e *exporter) writeAccount(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("export: reading the account: %w", err)
 	}
+	consent, err := storage.ConsentOf(ctx, e.opts.DB, e.localpart)
+	if err != nil {
+		return fmt.Errorf("export: reading the account: %w", err)
+	}
+	accepted := make([]consentJSON, 0, len(consent))
+	for _, c := range consent {
+		accepted = append(accepted, consentJSON{Policy: c.PolicyID, Version: c.Version, AcceptedTS: c.AcceptedTS})
+	}
 	// Whether a password is set is the user's to know; the hash itself never leaves the server.
-	return e.writeJSON("account.json", "the account: creation time, admin flag, deactivated, locked and suspended flags", accountJSON{
+	return e.writeJSON("account.json", "the account: creation time, admin flag, deactivated, locked and suspended flags, policy versions accepted", accountJSON{
 		UserID: e.userID, CreatedTS: a.CreatedTS, Admin: a.IsAdmin, HasPassword: a.PasswordHash != "",
 		Deactivated: a.DeactivatedTS != 0, DeactivatedTS: a.DeactivatedTS, Locked: rs.Locked, Suspended: rs.Suspended,
+		Consent: accepted,
 	})
 }
 

@@ -14,7 +14,8 @@
 //
 //	manifest.json            format, format_version, server_name, user_id, export time, and every
 //	                         other file with its size and SHA-256
-//	account.json             creation time, admin, has_password, deactivated, locked, suspended
+//	account.json             creation time, admin, has_password, deactivated, locked, suspended,
+//	                         consent (each policy version accepted at registration, and when)
 //	profile.json             display name, avatar, custom profile fields
 //	devices.json             device ids, display names, creation and last-seen times (and IP
 //	                         only where the server stores it)

@@ -32,6 +32,7 @@ var commands = []command{
 	{"create-account", "create a user account", runCreateAccount},
 	{"create-registration-token", "create a token that allows one to register", runCreateRegistrationToken},
 	{"reports", "list the content reports users sent to the administrators", runReports},
+	{"consent", "list which policy versions each user accepted", runConsent},
 	{"export-user", "write everything the server holds about a user to an archive", runExportUser},
 	{"version", "print the version", runVersion},
 }

@@ -233,6 +233,7 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 		DB:                        db,
 		RegistrationEnabled:       cfg.Registration.Enabled,
 		RegistrationRequiresToken: cfg.Registration.RequireToken,
+		ConsentPolicies:           consentPolicies(cfg.Consent),
 		RateLimit: clientapi.RateLimitConfig{
 			Enabled: cfg.RateLimit.Enabled, PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst,
 		},
@@ -363,11 +364,16 @@ func accountDeactivated(db *storage.DB, rooms *roomserver.Server, keyStore *e2e.
 			if err := tx.DeleteProfile(ctx, localpart); err != nil {
 				return err
 			}
+			if err := tx.DeleteUserPushRules(ctx, userID); err != nil {
+				return err
+			}
 			// Their reports keep what they were about, not what they wrote (storage/reports.go).
 			if _, err := tx.EraseReportsOf(ctx, userID); err != nil {
 				return err
 			}
-			if err := tx.DeleteUserPushRules(ctx, userID); err != nil {
+			// What they consented to is evidence while the server holds what they gave it; with
+			// erasure that goes, and so does the record of the person (storage/consent.go).
+			if err := tx.DeleteUserConsent(ctx, localpart); err != nil {
 				return err
 			}
 			return tx.DeleteUserReceipts(ctx, userID)
