@@ -90,7 +90,7 @@ func (a *API) authenticate(r *http.Request) (Requester, error) {
 	}
 	ctx := r.Context()
 	hash := account.HashToken(token)
-	owner, err := storage.LookupAccessToken(ctx, a.db, hash)
+	owner, err := a.db.CachedAccessTokenOwner(ctx, hash) // storage/tokencache.go: revocations empty it
 	if errors.Is(err, storage.ErrNotFound) {
 		return Requester{}, mxhttp.UnknownToken(false)
 	}
@@ -130,6 +130,9 @@ func (a *API) authenticate(r *http.Request) (Requester, error) {
 			}
 			mxhttp.Logger(ctx).WithError(err).Warn("could not record when a device was last seen")
 		}
+		// The cached owner holds the old last-seen time (and pending refresh, though
+		// confirming one empties the cache anyway): read it afresh next time.
+		a.db.ForgetCachedAccessToken(hash)
 	}
 	return who, nil
 }

@@ -34,6 +34,9 @@ type NotificationWorker interface {
 	WaitFor(ctx context.Context, pos int64, limit time.Duration) int64
 	// PusherChanged tells the worker that a user's pushers changed.
 	PusherChanged(userID string)
+	// ReadChanged tells the worker that a user's read receipts moved, so that their pushers
+	// get the new unread count (a badge update).
+	ReadChanged(userID string)
 }
 
 // maxCountWait bounds how long /sync waits for the counts of the events it returns: the worker

@@ -171,6 +171,10 @@ func (a *API) markRead(ctx context.Context, who Requester, roomID string, marks 
 		if err := eph.LocalReceipt(ctx, rc); err != nil {
 			return mxhttp.Internal(err)
 		}
+		// The unread count may have gone down: the user's pushers update the app's badge.
+		if w := a.cfg.Notifications; w != nil {
+			w.ReadChanged(who.UserID)
+		}
 	}
 	return nil
 }

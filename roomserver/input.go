@@ -264,7 +264,7 @@ func (s *Server) commit(ctx context.Context, w *roomWork) error {
 	rs.extremities = w.extremities
 	rs.dropRedactedBodies(redacted)
 	for i, st := range w.batch {
-		s.notify(NewEvent{RoomID: rs.id, Event: st.ref.ev, StreamPos: positions[i]})
+		s.notify(NewEvent{RoomID: rs.id, Event: st.ref.ev, StreamPos: positions[i], RoomNID: rs.nid})
 	}
 	return nil
 }

@@ -69,6 +69,10 @@ type NewEvent struct {
 	RoomID    string
 	Event     *event.Event
 	StreamPos int64
+	// RoomNID is the room's id in storage where the notifier knows it (local input), else 0:
+	// it lets a subscriber keep per-room state without a query (the federation sender skips
+	// waking up for rooms without other servers).
+	RoomNID storage.RoomNID
 }
 
 // Server is the room server.

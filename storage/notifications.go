@@ -55,13 +55,14 @@ func (tx *Tx) SetOwnEventRead(ctx context.Context, userID, roomID, threadID stri
 	return nil
 }
 
-// InsertPushActions records actions; an action already recorded (same user and event) is
-// left as it is, so that evaluating an event twice never counts it twice.
+// InsertPushActions records actions; an action already recorded (same user and event, which
+// is the same user and stream position: the table's key, see migration 0022) is left as it
+// is, so that evaluating an event twice never counts it twice.
 func (tx *Tx) InsertPushActions(ctx context.Context, acts []PushAction) error {
 	for _, a := range acts {
 		_, err := tx.Exec(ctx, `INSERT INTO event_push_actions
 			(user_id, room_id, event_id, stream_pos, thread_id, notify, highlight, actions, ts)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (user_id, event_id) DO NOTHING`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (user_id, stream_pos) DO NOTHING`,
 			a.UserID, a.RoomID, a.EventID, a.StreamPos, a.ThreadID, a.Notify, a.Highlight, string(a.Actions), a.TS)
 		if err != nil {
 			return fmt.Errorf("storage: recording push actions: %w", err)
@@ -213,8 +214,13 @@ func PushActions(ctx context.Context, r Reader, q NotificationsQuery) ([]PushAct
 }
 
 // DeletePushActionsOfEvent forgets the actions of an event whose content a redaction pruned.
+// They are found by the event's stream position, which the table is indexed on (migration
+// 0022): the worker evaluates only events that got a positive position when they were stored,
+// and such a position never changes (only outliers are placed on the timeline later, at
+// negative backfill positions).
 func (tx *Tx) DeletePushActionsOfEvent(ctx context.Context, eventID string) error {
-	if _, err := tx.Exec(ctx, `DELETE FROM event_push_actions WHERE event_id = $1`, eventID); err != nil {
+	if _, err := tx.Exec(ctx, `DELETE FROM event_push_actions
+		WHERE stream_pos IN (SELECT stream_pos FROM events WHERE event_id = $1) AND event_id = $1`, eventID); err != nil {
 		return fmt.Errorf("storage: deleting push actions of an event: %w", err)
 	}
 	return nil

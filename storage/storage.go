@@ -41,6 +41,8 @@ type DB struct {
 	writer *sql.DB
 	// reader serves reads outside transactions. With SQLite its connections are query_only.
 	reader *sql.DB
+	// tokens caches the owners of access tokens (tokencache.go).
+	tokens accessTokenCache
 }
 
 // Open opens the database cfg names, creating it if needed, and applies pending migrations.

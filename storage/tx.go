@@ -19,6 +19,9 @@ type Reader interface {
 type Tx struct {
 	tx      *sql.Tx
 	dialect Dialect
+	// tokensChanged: a statement may have revoked access tokens; the token cache is emptied
+	// after the commit (tokencache.go).
+	tokensChanged bool
 }
 
 var _ Reader = (*Tx)(nil)
@@ -59,11 +62,17 @@ func (db *DB) withTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn 
 			err = errors.Join(err, fmt.Errorf("storage: rolling back: %w", rbErr))
 		}
 	}()
-	if err := fn(&Tx{tx: sqlTx, dialect: db.dialect}); err != nil {
+	tx := &Tx{tx: sqlTx, dialect: db.dialect}
+	if err := fn(tx); err != nil {
 		return err
 	}
 	committed = true
-	if err := sqlTx.Commit(); err != nil {
+	err = sqlTx.Commit()
+	if tx.tokensChanged {
+		// Also when the commit failed: whether it took effect may be unknown.
+		db.invalidateAccessTokens()
+	}
+	if err != nil {
 		return fmt.Errorf("storage: committing: %w", db.dialect.mapErr(err))
 	}
 	return nil
@@ -74,6 +83,7 @@ func (tx *Tx) Dialect() Dialect { return tx.dialect }
 
 // Exec runs a statement that returns no rows. PostgreSQL has no LastInsertId: use RETURNING.
 func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	tx.noteStatement(query)
 	res, err := tx.tx.ExecContext(ctx, tx.dialect.rebind(query), args...)
 	if err != nil {
 		return nil, tx.dialect.mapErr(err)
@@ -83,6 +93,7 @@ func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, 
 
 // Query runs a statement that returns rows, within the transaction.
 func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*Rows, error) {
+	tx.noteStatement(query)
 	rows, err := tx.tx.QueryContext(ctx, tx.dialect.rebind(query), args...)
 	if err != nil {
 		return nil, tx.dialect.mapErr(err)
@@ -93,7 +104,16 @@ func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*Rows, erro
 // QueryRow runs a statement that returns at most one row, within the transaction. Scan
 // returns ErrNotFound when there is no row.
 func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) *Row {
+	tx.noteStatement(query)
 	return &Row{row: tx.tx.QueryRowContext(ctx, tx.dialect.rebind(query), args...), dialect: tx.dialect}
+}
+
+// noteStatement records a statement that may revoke access tokens (statementChangesTokens),
+// whether it comes through Exec or, with RETURNING, through Query or QueryRow.
+func (tx *Tx) noteStatement(query string) {
+	if !tx.tokensChanged && statementChangesTokens(query) {
+		tx.tokensChanged = true
+	}
 }
 
 // execScript runs SQL text that may hold several statements and no arguments, as migrations

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -24,13 +25,29 @@ const (
 
 var errBadHash = errors.New("account: malformed password hash")
 
+// hashSlots bounds how many argon2id computations run at once: half the CPUs, at least one.
+// Each takes argonMemoryKiB (19 MiB) of heap, which the Go runtime keeps for a while after
+// the hash is done (the garbage collector lets the heap grow to twice what is live), so a
+// burst of registrations or logins used to take the server's resident memory from 30 MB to
+// 120-470 MB (BENCHMARKS.md). Hashes beyond the bound wait their turn; with one core of two
+// hashing, the other keeps serving everything else, which also blunts a flood of password
+// guesses.
+var hashSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+
+// idKey is argon2.IDKey within a hash slot.
+func idKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+	hashSlots <- struct{}{}
+	defer func() { <-hashSlots }()
+	return argon2.IDKey(password, salt, time, memory, threads, keyLen)
+}
+
 // HashPassword returns the PHC-format argon2id hash of password.
 func HashPassword(password string) (string, error) {
 	salt := make([]byte, argonSaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	sum := argon2.IDKey([]byte(password), salt, argonTime, argonMemoryKiB, argonThreads, argonKeyLen)
+	sum := idKey([]byte(password), salt, argonTime, argonMemoryKiB, argonThreads, argonKeyLen)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemoryKiB, argonTime,
 		argonThreads, keys.EncodeBase64(salt), keys.EncodeBase64(sum)), nil
 }
@@ -58,6 +75,6 @@ func CheckPassword(hash, password string) (bool, error) {
 	if err != nil || len(want) == 0 {
 		return false, errBadHash
 	}
-	got := argon2.IDKey([]byte(password), salt, iterations, memory, threads, uint32(len(want)))
+	got := idKey([]byte(password), salt, iterations, memory, threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }

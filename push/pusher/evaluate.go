@@ -105,6 +105,7 @@ func (w *Worker) processBatch(ctx context.Context, pos int64, persist, skipFaili
 	}
 	for _, r := range reads {
 		add(r.userID)
+		w.badges.changed(r.userID) // writing in a thread reads it: the badge may go down (badge.go)
 	}
 	return next, users, true, nil
 }
