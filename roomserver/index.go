@@ -16,7 +16,9 @@ import (
 // one function call here, whichever path (local input, remote input, join, outlier) stored
 // the event.
 
-// indexEvent indexes ev, stored in room as nid at stream position pos (0 for an outlier).
+// indexEvent indexes ev, stored in room as nid at stream position pos (0 for an outlier). It is
+// called once per event, in the transaction that inserted it under the fresh nid: the indexes
+// add rows without looking for earlier ones.
 func indexEvent(ctx context.Context, tx *storage.Tx, room storage.RoomNID, ev *event.Event, nid storage.EventNID, pos int64) error {
 	// Relations (m.relates_to, cleartext even in encrypted events): relations.go.
 	if err := indexRelation(ctx, tx, room, ev, nid, pos); err != nil {
