@@ -217,7 +217,7 @@ func (s *Service) preview(ctx context.Context, u *url.URL) (map[string]any, erro
 func (s *Service) previewImage(ctx context.Context, u *url.URL, og map[string]any) {
 	resp, err := s.cfg.Remote.GetURL(ctx, u.String())
 	if err != nil {
-		mxhttp.Logger(ctx).WithError(err).Debug("preview image not fetched")
+		mxhttp.Logger(ctx).WithError(withoutURL(err)).Debug("preview image not fetched")
 		return
 	}
 	defer resp.Body.Close()
@@ -225,7 +225,7 @@ func (s *Service) previewImage(ctx context.Context, u *url.URL, og map[string]an
 		return
 	}
 	if err := s.storePreviewImage(ctx, resp, og); err != nil {
-		mxhttp.Logger(ctx).WithError(err).Debug("preview image not stored")
+		mxhttp.Logger(ctx).WithError(withoutURL(err)).Debug("preview image not stored")
 	}
 }
 
@@ -275,8 +275,19 @@ func (s *Service) probeStaged(f *stagedFile) (imageInfo, error) {
 	return probeImage(bytes.NewReader(data), s.cfg.MaxImagePixels)
 }
 
+// previewFailed is the answer to a preview that could not be made. The cause is logged, and
+// Go's HTTP client names the URL in its errors: withoutURL keeps what users read out of logs.
 func previewFailed(cause error) *mxhttp.Error {
-	return &mxhttp.Error{Status: http.StatusBadGateway, Code: "M_UNKNOWN", Message: "could not preview the URL", Cause: cause}
+	return &mxhttp.Error{Status: http.StatusBadGateway, Code: "M_UNKNOWN", Message: "could not preview the URL", Cause: withoutURL(cause)}
+}
+
+// withoutURL unwraps a *url.Error, whose message quotes the URL, to its cause.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
 }
 
 // parseOpenGraph reads the og: meta tags of an HTML page (and twitter: ones as a fallback),
