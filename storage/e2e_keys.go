@@ -309,8 +309,16 @@ func DeviceDisplayNames(ctx context.Context, r Reader, localparts []string) (map
 // eachRowAmong runs prefix+"$1, ..."+suffix once per chunk of ids, as many at a time as a
 // statement takes, and hands every row to row.
 func eachRowAmong(ctx context.Context, r Reader, prefix, suffix string, ids []string, row func(scan func(...any) error) error) error {
-	for chunk := range chunks(ids, maxInArgs) {
-		rows, err := r.Query(ctx, prefix+placeholders(1, len(chunk))+suffix, anys(chunk)...)
+	return eachRowIn(ctx, r, func(in string) string { return prefix + in + suffix }, nil, ids, row)
+}
+
+// eachRowIn runs query(in) once per chunk of ids, as many at a time as a statement takes after
+// the fixed arguments: in is the chunk's placeholder list, numbered after fixed, and the
+// arguments are fixed then the chunk. Every row goes to row.
+func eachRowIn[T any](ctx context.Context, r Reader, query func(in string) string, fixed []any, ids []T, row func(scan func(...any) error) error) error {
+	for chunk := range chunks(ids, maxInArgs-len(fixed)) {
+		args := append(append(make([]any, 0, len(fixed)+len(chunk)), fixed...), anys(chunk)...)
+		rows, err := r.Query(ctx, query(placeholders(len(fixed)+1, len(chunk))), args...)
 		if err != nil {
 			return err
 		}

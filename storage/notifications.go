@@ -104,30 +104,23 @@ type UnreadCount struct {
 // without any are left out).
 func UnreadCounts(ctx context.Context, r Reader, userID string, rooms []string) ([]UnreadCount, error) {
 	var out []UnreadCount
-	for chunk := range chunks(rooms, maxInArgs) {
-		args := append([]any{userID}, anys(chunk)...)
-		rows, err := r.Query(ctx, `SELECT a.room_id, a.thread_id,
+	err := eachRowIn(ctx, r, func(in string) string {
+		return `SELECT a.room_id, a.thread_id,
 				SUM(CASE WHEN a.notify THEN 1 ELSE 0 END), SUM(CASE WHEN a.highlight THEN 1 ELSE 0 END)
 			FROM event_push_actions a
-			WHERE a.user_id = $1 AND a.room_id IN (`+placeholders(2, len(chunk))+`)
-			AND a.stream_pos > `+readPosition+`
-			GROUP BY a.room_id, a.thread_id`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("storage: counting unread notifications: %w", err)
+			WHERE a.user_id = $1 AND a.room_id IN (` + in + `)
+			AND a.stream_pos > ` + readPosition + `
+			GROUP BY a.room_id, a.thread_id`
+	}, []any{userID}, rooms, func(scan func(...any) error) error {
+		var c UnreadCount
+		if err := scan(&c.RoomID, &c.ThreadID, &c.Notifications, &c.Highlights); err != nil {
+			return err
 		}
-		for rows.Next() {
-			var c UnreadCount
-			if err := rows.Scan(&c.RoomID, &c.ThreadID, &c.Notifications, &c.Highlights); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("storage: counting unread notifications: %w", err)
-			}
-			out = append(out, c)
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("storage: counting unread notifications: %w", err)
-		}
+		out = append(out, c)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: counting unread notifications: %w", err)
 	}
 	return out, nil
 }
@@ -257,26 +250,18 @@ func TimelineEventsAfter(ctx context.Context, r Reader, from int64, limit int) (
 // it, by user.
 func GlobalAccountDataOfUsers(ctx context.Context, r Reader, users []string, dataType string) (map[string]json.RawMessage, error) {
 	out := map[string]json.RawMessage{}
-	for chunk := range chunks(users, maxInArgs) {
-		args := append([]any{dataType}, anys(chunk)...)
-		rows, err := r.Query(ctx, `SELECT user_id, content FROM account_data
-			WHERE data_type = $1 AND room_id = '' AND user_id IN (`+placeholders(2, len(chunk))+`)`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("storage: reading account data: %w", err)
+	err := eachRowIn(ctx, r, func(in string) string {
+		return `SELECT user_id, content FROM account_data WHERE data_type = $1 AND room_id = '' AND user_id IN (` + in + `)`
+	}, []any{dataType}, users, func(scan func(...any) error) error {
+		var user, content string
+		if err := scan(&user, &content); err != nil {
+			return err
 		}
-		for rows.Next() {
-			var user, content string
-			if err := rows.Scan(&user, &content); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("storage: reading account data: %w", err)
-			}
-			out[user] = json.RawMessage(content)
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("storage: reading account data: %w", err)
-		}
+		out[user] = json.RawMessage(content)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: reading account data: %w", err)
 	}
 	return out, nil
 }

@@ -199,32 +199,27 @@ func CountRelations(ctx context.Context, r Reader, parents, relTypes []string, s
 	if len(relTypes) == 0 {
 		return out, nil
 	}
-	for chunk := range chunks(parents, maxInArgs) {
-		args := append([]any{sender}, anys(relTypes)...)
-		args = append(args, anys(chunk)...)
-		rows, err := r.Query(ctx, `SELECT r.parent_id, r.rel_type, COUNT(*), SUM(CASE WHEN r.sender = $1 THEN 1 ELSE 0 END)
+	fixed := append([]any{sender}, anys(relTypes)...)
+	err := eachRowIn(ctx, r, func(in string) string {
+		return `SELECT r.parent_id, r.rel_type, COUNT(*), SUM(CASE WHEN r.sender = $1 THEN 1 ELSE 0 END)
 			FROM event_relations r JOIN events p ON p.event_id = r.parent_id AND p.room_nid = r.room_nid
-			WHERE r.rel_type IN (`+placeholders(2, len(relTypes))+`) AND r.parent_id IN (`+placeholders(2+len(relTypes), len(chunk))+`)
+			WHERE r.rel_type IN (` + placeholders(2, len(relTypes)) + `) AND r.parent_id IN (` + in + `)
 				AND r.stream_pos <> 0
-			GROUP BY r.parent_id, r.rel_type`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("storage: counting relations: %w", err)
+			GROUP BY r.parent_id, r.rel_type`
+	}, fixed, parents, func(scan func(...any) error) error {
+		var parent, relType string
+		var c RelationCount
+		if err := scan(&parent, &relType, &c.Count, &c.BySender); err != nil {
+			return err
 		}
-		for rows.Next() {
-			var parent, relType string
-			var c RelationCount
-			if err := rows.Scan(&parent, &relType, &c.Count, &c.BySender); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			if out[parent] == nil {
-				out[parent] = map[string]RelationCount{}
-			}
-			out[parent][relType] = c
+		if out[parent] == nil {
+			out[parent] = map[string]RelationCount{}
 		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
+		out[parent][relType] = c
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: counting relations: %w", err)
 	}
 	return out, nil
 }
@@ -255,25 +250,21 @@ func RelationsOfType(ctx context.Context, r Reader, parents []string, relType st
 // for roots that are stored in the room of their thread.
 func LatestThreadReplies(ctx context.Context, r Reader, roots []string) (map[string]EventNID, error) {
 	out := map[string]EventNID{}
-	for chunk := range chunks(roots, maxInArgs) {
-		rows, err := r.Query(ctx, `SELECT t.root_id, t.latest_child_nid
+	err := eachRowIn(ctx, r, func(in string) string {
+		return `SELECT t.root_id, t.latest_child_nid
 			FROM thread_roots t JOIN events p ON p.event_id = t.root_id AND p.room_nid = t.room_nid
-			WHERE t.root_id IN (`+placeholders(1, len(chunk))+`)`, anys(chunk)...)
-		if err != nil {
-			return nil, fmt.Errorf("storage: reading threads: %w", err)
+			WHERE t.root_id IN (` + in + `)`
+	}, nil, roots, func(scan func(...any) error) error {
+		var root string
+		var nid EventNID
+		if err := scan(&root, &nid); err != nil {
+			return err
 		}
-		for rows.Next() {
-			var root string
-			var nid EventNID
-			if err := rows.Scan(&root, &nid); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[root] = nid
-		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
+		out[root] = nid
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: reading threads: %w", err)
 	}
 	return out, nil
 }
@@ -338,24 +329,18 @@ func ParentsRelatedBy(ctx context.Context, r Reader, parents, relTypes, senders 
 		fixed = append(fixed, anys(senders)...)
 	}
 	out := map[string]bool{}
-	for chunk := range chunks(parents, maxInArgs) {
-		rows, err := r.Query(ctx, `SELECT DISTINCT parent_id FROM event_relations
-			WHERE stream_pos <> 0`+cond.String()+` AND parent_id IN (`+placeholders(len(fixed)+1, len(chunk))+`)`,
-			append(append([]any{}, fixed...), anys(chunk)...)...)
-		if err != nil {
-			return nil, fmt.Errorf("storage: reading related events: %w", err)
+	err := eachRowIn(ctx, r, func(in string) string {
+		return `SELECT DISTINCT parent_id FROM event_relations WHERE stream_pos <> 0` + cond.String() + ` AND parent_id IN (` + in + `)`
+	}, fixed, parents, func(scan func(...any) error) error {
+		var id string
+		if err := scan(&id); err != nil {
+			return err
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[id] = true
-		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
+		out[id] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: reading related events: %w", err)
 	}
 	return out, nil
 }

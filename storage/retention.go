@@ -87,27 +87,22 @@ func (tx *Tx) PurgeEvent(ctx context.Context, room RoomNID, nid EventNID, stub [
 // PurgedStubs returns the stubs (redacted forms) of those of nids that retention purged.
 func PurgedStubs(ctx context.Context, r Reader, nids []EventNID) (map[EventNID][]byte, error) {
 	out := map[EventNID][]byte{}
-	for chunk := range chunks(nids, maxInArgs) {
-		rows, err := r.Query(ctx, `SELECT event_nid, stub_json FROM purged_events WHERE event_nid IN (`+
-			placeholders(1, len(chunk))+`)`, anys(chunk)...)
-		if err != nil {
-			return nil, fmt.Errorf("storage: reading purged stubs: %w", err)
+	err := eachRowIn(ctx, r, func(in string) string {
+		return `SELECT event_nid, stub_json FROM purged_events WHERE event_nid IN (` + in + `)`
+	}, nil, nids, func(scan func(...any) error) error {
+		var nid EventNID
+		var body []byte
+		if err := scan(&nid, &body); err != nil {
+			return err
 		}
-		for rows.Next() {
-			var nid EventNID
-			var body []byte
-			if err := rows.Scan(&nid, &body); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("storage: reading purged stubs: %w", err)
-			}
-			if out[nid], err = decodeEventJSON(body); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("storage: decoding the stub of event %d: %w", nid, err)
-			}
+		var err error
+		if out[nid], err = decodeEventJSON(body); err != nil {
+			return fmt.Errorf("decoding the stub of event %d: %w", nid, err)
 		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: reading purged stubs: %w", err)
 	}
 	return out, nil
 }
