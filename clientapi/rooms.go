@@ -21,6 +21,7 @@ type Rooms interface {
 	CreateRoom(ctx context.Context, req roomserver.CreateRoomRequest) (string, error)
 	SendEvent(ctx context.Context, p event.Proto) (*event.Event, error)
 	SendEventAlso(ctx context.Context, p event.Proto, also roomserver.AlsoInTx) (*event.Event, error)
+	SearchIndexed(ctx context.Context) error
 	JoinVia(ctx context.Context, roomID, userID, reason string, via []string) (*event.Event, error)
 	Leave(ctx context.Context, roomID, userID, reason string) (*event.Event, error)
 	Invite(ctx context.Context, roomID, sender, target, reason string, isDirect bool) (*event.Event, error)

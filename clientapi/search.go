@@ -243,6 +243,10 @@ func (a *API) searchRoomEvents(ctx context.Context, who Requester, c *roomEvents
 	if err != nil {
 		return nil, err
 	}
+	// Events are indexed shortly after they are stored; a search sees all stored so far.
+	if err := a.cfg.Rooms.SearchIndexed(ctx); err != nil {
+		return nil, mxhttp.Internal(err)
+	}
 	q := storage.SearchQuery{Words: storage.SearchWords(*c.SearchTerm), Keys: c.Keys}
 	for _, room := range rooms {
 		until := int64(0)

@@ -295,6 +295,12 @@ type AlsoInTx func(ctx context.Context, tx *storage.Tx, ev *event.Event) error
 
 // SendEventAlso is SendEvent that also runs also (if not nil) inside the transaction storing the
 // event: both commit, or neither does.
+//
+// Local events into one room are committed in groups: a send that finds the room busy queues
+// its event, and whoever holds the room's lock next builds every queued event and commits them
+// all in one transaction (see commitQueued). One sender at a time pays one transaction per
+// event as before; ten senders into one room share the cost of a transaction, which is most
+// of the cost of an event (issue 9).
 func (s *Server) SendEventAlso(ctx context.Context, p event.Proto, also AlsoInTx) (*event.Event, error) {
 	if p.Type == auth.TypeCreate {
 		return nil, fmt.Errorf("%w: m.room.create is sent by CreateRoom only", ErrInvalid)
@@ -302,18 +308,111 @@ func (s *Server) SendEventAlso(ctx context.Context, p event.Proto, also AlsoInTx
 	if !s.isLocalUser(p.Sender) {
 		return nil, fmt.Errorf("%w: sender %q is not a user of this server", ErrInvalid, p.Sender)
 	}
-	var ev *event.Event
-	err := s.withRoom(ctx, p.RoomID, func(w *roomWork) error {
-		var err error
-		if ev, err = s.addLocal(ctx, w, p); err != nil {
-			return err
+	req := &sendReq{p: p, also: also, done: make(chan struct{})}
+	slot, release := s.acquireSlot(p.RoomID, req)
+	select {
+	case slot.lock <- struct{}{}:
+		select {
+		case <-req.done: // the lock's previous holder committed it
+		default:
+			s.commitQueued(context.WithoutCancel(ctx), slot, p.RoomID)
 		}
-		if also != nil {
-			w.also = func(ctx context.Context, tx *storage.Tx) error { return also(ctx, tx, ev) }
+		<-slot.lock
+	case <-req.done:
+	case <-ctx.Done():
+		s.mu.Lock()
+		i := slices.Index(slot.queue, req)
+		if i >= 0 {
+			slot.queue = slices.Delete(slot.queue, i, i+1)
+		}
+		s.mu.Unlock()
+		if i >= 0 {
+			release()
+			return nil, ctx.Err()
+		}
+		<-req.done // taken by a committer: its outcome is the answer
+	}
+	release()
+	return req.ev, req.err
+}
+
+// sendReq is a local event waiting in its room's queue; ev and err are set before done closes.
+type sendReq struct {
+	p    event.Proto
+	also AlsoInTx
+	ev   *event.Event
+	err  error
+	done chan struct{}
+}
+
+// commitQueued builds every event queued in a room and commits them in one transaction; the
+// caller holds the room's lock. An event the auth rules refuse fails alone. If the transaction
+// fails, each event is tried again in a transaction of its own, so that one event's failure
+// (another process recording the same client transaction id first, say) is its own.
+func (s *Server) commitQueued(ctx context.Context, slot *roomSlot, roomID string) {
+	s.mu.Lock()
+	batch := slot.queue
+	slot.queue = nil
+	s.mu.Unlock()
+	defer func() {
+		for _, r := range batch {
+			close(r.done)
+		}
+	}()
+	if len(batch) == 0 {
+		return
+	}
+	if err := s.commitSends(ctx, slot, roomID, batch); err == nil || len(batch) == 1 {
+		return
+	}
+	for _, r := range batch {
+		if r.ev != nil {
+			_ = s.commitSends(ctx, slot, roomID, []*sendReq{r})
+		}
+	}
+}
+
+// commitSends builds the events of reqs over the room's state and commits those the auth rules
+// allow in one transaction, setting each request's outcome.
+func (s *Server) commitSends(ctx context.Context, slot *roomSlot, roomID string, reqs []*sendReq) error {
+	fail := func(err error) error {
+		for _, r := range reqs {
+			r.ev, r.err = nil, err
+		}
+		return err
+	}
+	rs, err := s.loadRoom(ctx, slot, roomID)
+	if err != nil {
+		return fail(err)
+	}
+	w := newWork(rs)
+	var accepted []*sendReq
+	for _, r := range reqs {
+		r.ev, r.err = s.addLocal(ctx, w, r.p)
+		if r.err == nil {
+			accepted = append(accepted, r)
+		}
+	}
+	if len(accepted) == 0 {
+		return nil
+	}
+	w.also = func(ctx context.Context, tx *storage.Tx) error {
+		for _, r := range accepted {
+			if r.also != nil {
+				if err := r.also(ctx, tx, r.ev); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
-	})
-	return ev, err
+	}
+	if err := s.commit(ctx, w); err != nil {
+		for _, r := range accepted {
+			r.err = err
+		}
+		return err
+	}
+	return nil
 }
 
 // withRoom runs fn with the room locked and loaded, then commits what fn staged.

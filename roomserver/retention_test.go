@@ -133,6 +133,9 @@ func TestPurgeExpired(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := s.SearchIndexed(ctx); err != nil {
+			t.Fatal(err)
+		}
 		oldNIDs := map[string]storage.EventNID{}
 		for _, ev := range old {
 			rec, err := storage.EventByID(ctx, db, ev.ID())

@@ -20,6 +20,9 @@ type roomSlot struct {
 	// Server.useClock); both guarded by Server.mu.
 	refs    int
 	lastUse uint64
+	// queue holds local events waiting to be committed together (SendEventAlso); guarded by
+	// Server.mu.
+	queue []*sendReq
 }
 
 // eventRef is an event of a room as input sees it. nid is 0 until the event is committed; ev
@@ -66,6 +69,19 @@ const maxIdleRooms = 10_000
 // to exist is dropped at once (so asking about made-up room ids costs no memory), and a known
 // room stays cached until evictIdle drops it.
 func (s *Server) lockRoom(ctx context.Context, roomID string) (*roomSlot, func(), error) {
+	slot, release := s.acquireSlot(roomID, nil)
+	select {
+	case slot.lock <- struct{}{}:
+		return slot, func() { <-slot.lock; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, nil, ctx.Err()
+	}
+}
+
+// acquireSlot returns the slot of a room, counted as used until release is called, with send
+// (if not nil) added to its queue of local events.
+func (s *Server) acquireSlot(roomID string, send *sendReq) (*roomSlot, func()) {
 	s.mu.Lock()
 	slot := s.rooms[roomID]
 	if slot == nil {
@@ -75,8 +91,11 @@ func (s *Server) lockRoom(ctx context.Context, roomID string) (*roomSlot, func()
 	slot.refs++
 	s.useClock++
 	slot.lastUse = s.useClock
+	if send != nil {
+		slot.queue = append(slot.queue, send)
+	}
 	s.mu.Unlock()
-	release := func() {
+	return slot, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		slot.refs--
@@ -86,13 +105,6 @@ func (s *Server) lockRoom(ctx context.Context, roomID string) (*roomSlot, func()
 		if len(s.rooms) > maxIdleRooms {
 			s.evictIdle()
 		}
-	}
-	select {
-	case slot.lock <- struct{}{}:
-		return slot, func() { <-slot.lock; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, nil, ctx.Err()
 	}
 }
 

@@ -92,6 +92,9 @@ type Server struct {
 	subsMu  sync.RWMutex
 	subs    map[int]func(NewEvent)
 	nextSub int
+
+	// searchMu lets one search indexer batch run at a time (search_indexer.go).
+	searchMu sync.Mutex
 }
 
 // New returns a room server storing rooms in db and signing events as serverName with key.

@@ -53,10 +53,13 @@ func indexSearch(ctx context.Context, tx *storage.Tx, room storage.RoomNID, ev *
 		}
 		return nil
 	}
-	if pos == 0 {
+	if pos >= 0 {
+		// Timeline events at positive positions are indexed by the search indexer
+		// (search_indexer.go), outliers (0) never. Backfilled events (negative positions)
+		// are behind the indexer and indexed now.
 		return nil
 	}
-	key, text := searchText(ev)
+	key, text := searchText(ev.Type(), ev.StateKey(), ev.Content())
 	if text == "" {
 		return nil
 	}
@@ -68,19 +71,20 @@ func unindexSearch(ctx context.Context, tx *storage.Tx, nid storage.EventNID) er
 	return tx.UnindexSearch(ctx, nid)
 }
 
-// searchText returns the search key and text of an event, "" when it has none.
-func searchText(ev *event.Event) (key, text string) {
-	switch ev.Type() {
+// searchText returns the search key and text of an event of type typ with that state key and
+// content, "" when it has none.
+func searchText(typ string, stateKey *string, content json.RawMessage) (key, text string) {
+	switch typ {
 	case "m.room.message", "m.room.name", "m.room.topic":
 	default:
 		return "", ""
 	}
-	if len(ev.Content()) == 0 {
+	if len(content) == 0 {
 		return "", ""
 	}
 	// Decode field by field: one field of an unexpected type must not hide the others.
 	var raw map[string]json.RawMessage
-	if json.Unmarshal(ev.Content(), &raw) != nil {
+	if json.Unmarshal(content, &raw) != nil {
 		return "", ""
 	}
 	str := func(k string) string {
@@ -90,15 +94,16 @@ func searchText(ev *event.Event) (key, text string) {
 		}
 		return s
 	}
-	switch ev.Type() {
+	isRoomState := stateKey != nil && *stateKey == ""
+	switch typ {
 	case "m.room.message":
 		return SearchKeyBody, str("body")
 	case "m.room.name":
-		if ev.StateKeyEquals("") {
+		if isRoomState {
 			return SearchKeyName, str("name")
 		}
 	case "m.room.topic":
-		if !ev.StateKeyEquals("") {
+		if !isRoomState {
 			return "", ""
 		}
 		text := str("topic")

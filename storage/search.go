@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -338,4 +339,36 @@ func RoomsWithState(ctx context.Context, r Reader, rooms []RoomNID, typ string) 
 		}
 	}
 	return out, nil
+}
+
+// WorkerPosition returns the position on the events stream a background worker has reached
+// (migration 0025), 0 if it has none yet. On PostgreSQL the row stays locked until the
+// transaction ends, so two processes never run the same worker's batch at once.
+func (tx *Tx) WorkerPosition(ctx context.Context, worker string) (int64, error) {
+	var pos int64
+	err := tx.QueryRow(ctx, `SELECT stream_pos FROM worker_positions WHERE worker = $1`+
+		tx.dialect.Pick("", " FOR UPDATE"), worker).Scan(&pos)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return 0, fmt.Errorf("storage: position of worker %q: %w", worker, err)
+	}
+	return pos, nil
+}
+
+// SetWorkerPosition records the position a background worker has reached.
+func (tx *Tx) SetWorkerPosition(ctx context.Context, worker string, pos int64) error {
+	_, err := tx.Exec(ctx, `INSERT INTO worker_positions (worker, stream_pos) VALUES ($1, $2)
+		ON CONFLICT (worker) DO UPDATE SET stream_pos = excluded.stream_pos`, worker, pos)
+	if err != nil {
+		return fmt.Errorf("storage: storing the position of worker %q: %w", worker, err)
+	}
+	return nil
+}
+
+// TimelineEventsToIndex returns the timeline events after a stream position, in stream order,
+// as the transaction sees them. On PostgreSQL the rows are locked (FOR SHARE) until it ends,
+// so that a redaction pruning one of them waits for the indexer or is seen by it; with SQLite
+// the single writer gives the same.
+func (tx *Tx) TimelineEventsToIndex(ctx context.Context, from int64, limit int) ([]EventRecord, error) {
+	return queryEvents(ctx, tx, `SELECT `+eventColumns+` FROM events WHERE stream_pos > $1 ORDER BY stream_pos LIMIT $2`+
+		tx.dialect.Pick("", " FOR SHARE"), from, limit)
 }

@@ -124,7 +124,10 @@ func (db *DB) Close() error {
 
 // Query runs a read on the reader pool.
 func (db *DB) Query(ctx context.Context, query string, args ...any) (*Rows, error) {
-	rows, err := db.reader.QueryContext(ctx, db.dialect.rebind(query), args...)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rows, err := db.reader.QueryContext(db.dialect.statementContext(ctx), db.dialect.rebind(query), args...)
 	if err != nil {
 		return nil, db.dialect.mapErr(err)
 	}
@@ -134,7 +137,7 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*Rows, erro
 // QueryRow runs a read that returns at most one row on the reader pool. Scan returns
 // ErrNotFound when there is no row.
 func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *Row {
-	return &Row{row: db.reader.QueryRowContext(ctx, db.dialect.rebind(query), args...), dialect: db.dialect}
+	return &Row{row: db.reader.QueryRowContext(db.dialect.statementContext(ctx), db.dialect.rebind(query), args...), dialect: db.dialect}
 }
 
 var _ Reader = (*DB)(nil)

@@ -48,7 +48,10 @@ func (db *DB) WithReadTx(ctx context.Context, fn func(r Reader) error) error {
 }
 
 func (db *DB) withTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(tx *Tx) error) (err error) {
-	sqlTx, err := pool.BeginTx(ctx, opts)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sqlTx, err := pool.BeginTx(db.dialect.statementContext(ctx), opts)
 	if err != nil {
 		return fmt.Errorf("storage: beginning a transaction: %w", db.dialect.mapErr(err))
 	}
@@ -84,7 +87,7 @@ func (tx *Tx) Dialect() Dialect { return tx.dialect }
 // Exec runs a statement that returns no rows. PostgreSQL has no LastInsertId: use RETURNING.
 func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	tx.noteStatement(query)
-	res, err := tx.tx.ExecContext(ctx, tx.dialect.rebind(query), args...)
+	res, err := tx.tx.ExecContext(tx.dialect.statementContext(ctx), tx.dialect.rebind(query), args...)
 	if err != nil {
 		return nil, tx.dialect.mapErr(err)
 	}
@@ -94,7 +97,10 @@ func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, 
 // Query runs a statement that returns rows, within the transaction.
 func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*Rows, error) {
 	tx.noteStatement(query)
-	rows, err := tx.tx.QueryContext(ctx, tx.dialect.rebind(query), args...)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rows, err := tx.tx.QueryContext(tx.dialect.statementContext(ctx), tx.dialect.rebind(query), args...)
 	if err != nil {
 		return nil, tx.dialect.mapErr(err)
 	}
@@ -105,7 +111,7 @@ func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*Rows, erro
 // returns ErrNotFound when there is no row.
 func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) *Row {
 	tx.noteStatement(query)
-	return &Row{row: tx.tx.QueryRowContext(ctx, tx.dialect.rebind(query), args...), dialect: tx.dialect}
+	return &Row{row: tx.tx.QueryRowContext(tx.dialect.statementContext(ctx), tx.dialect.rebind(query), args...), dialect: tx.dialect}
 }
 
 // noteStatement records a statement that may revoke access tokens (statementChangesTokens),
@@ -119,7 +125,7 @@ func (tx *Tx) noteStatement(query string) {
 // execScript runs SQL text that may hold several statements and no arguments, as migrations
 // do. It bypasses rebind, which is for argument placeholders only.
 func (tx *Tx) execScript(ctx context.Context, script string) error {
-	_, err := tx.tx.ExecContext(ctx, script)
+	_, err := tx.tx.ExecContext(tx.dialect.statementContext(ctx), script)
 	return tx.dialect.mapErr(err)
 }
 

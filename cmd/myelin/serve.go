@@ -219,6 +219,7 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 	}
 	go mediaRepo.Run(ctx)
 	go clientapi.RunReportRetention(ctx, db, cfg.Reports.Retention, log)
+	go rooms.RunSearchIndexer(ctx, log.WithField("component", "search-indexer"))
 	// Message retention (retention, m.room.retention): old message bodies are purged.
 	go rooms.RunRetention(ctx, roomserver.RetentionPolicy{
 		DefaultMaxLifetime: cfg.Retention.DefaultMaxLifetime,
