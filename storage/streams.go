@@ -11,9 +11,14 @@ import (
 // their positions: a reader never sees position n+1 committed while n is still pending.
 func (tx *Tx) NextStreamPosition(ctx context.Context, stream string) (int64, error) {
 	var pos int64
-	err := tx.QueryRow(ctx, `INSERT INTO stream_positions (stream, pos) VALUES ($1, 1)
-		ON CONFLICT (stream) DO UPDATE SET pos = stream_positions.pos + 1
-		RETURNING pos`, stream).Scan(&pos)
+	// An UPDATE first: the stream's row nearly always exists, and an upsert costs SQLite a
+	// failed insert before its update.
+	err := tx.QueryRow(ctx, `UPDATE stream_positions SET pos = pos + 1 WHERE stream = $1 RETURNING pos`, stream).Scan(&pos)
+	if errors.Is(err, ErrNotFound) {
+		err = tx.QueryRow(ctx, `INSERT INTO stream_positions (stream, pos) VALUES ($1, 1)
+			ON CONFLICT (stream) DO UPDATE SET pos = stream_positions.pos + 1
+			RETURNING pos`, stream).Scan(&pos)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("storage: next position on stream %q: %w", stream, err)
 	}
