@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -19,7 +20,9 @@ import (
 // Notifications (client-server API "Push notifications"): the unread counts of /sync, GET
 // /notifications, and the pusher endpoints (pushers.go). The push rules of each local member
 // are evaluated for every new event by the notification worker (push/pusher), which records
-// the events that notify or highlight; this file reads what it recorded.
+// the events that notify or highlight; this file reads what it recorded. The worker holds
+// what it evaluated last in memory before writing it in large batches, so counts are read
+// through it, and GET /notifications has it write first.
 //
 // Counts are the recorded notifications after the user's furthest m.read or m.read.private
 // receipt, per thread: an unthreaded receipt covers every thread, a threaded one its thread
@@ -29,14 +32,36 @@ import (
 // NotificationWorker is what the client API needs of the notification worker;
 // *pusher.Worker is one.
 type NotificationWorker interface {
-	// WaitFor waits until the push actions of the events up to pos are recorded (at most
-	// limit) and returns the position reached.
+	countReader
+	// WaitFor waits until the push actions of the events up to pos are evaluated (at most
+	// limit) and returns the position reached; the counts read through the worker include
+	// them.
 	WaitFor(ctx context.Context, pos int64, limit time.Duration) int64
+	// Flush writes the push actions the worker holds in memory.
+	Flush(ctx context.Context) error
 	// PusherChanged tells the worker that a user's pushers changed.
 	PusherChanged(userID string)
 	// ReadChanged tells the worker that a user's read receipts moved, so that their pushers
 	// get the new unread count (a badge update).
 	ReadChanged(userID string)
+}
+
+// countReader reads unread counts: the storage functions of the same names, plus, through the
+// worker, the actions it has evaluated and not yet written.
+type countReader interface {
+	UnreadCounts(ctx context.Context, userID string, rooms []string) ([]storage.UnreadCount, error)
+	RoomsWithCountChanges(ctx context.Context, userID string, fromEvents, toEvents, fromReceipts, toReceipts int64) ([]string, error)
+}
+
+// recordedCounts reads the counts as recorded in the database, without a worker.
+type recordedCounts struct{ db *storage.DB }
+
+func (r recordedCounts) UnreadCounts(ctx context.Context, userID string, rooms []string) ([]storage.UnreadCount, error) {
+	return storage.UnreadCounts(ctx, r.db, userID, rooms, math.MaxInt64)
+}
+
+func (r recordedCounts) RoomsWithCountChanges(ctx context.Context, userID string, fromEvents, toEvents, fromReceipts, toReceipts int64) ([]string, error) {
+	return storage.RoomsWithCountChanges(ctx, r.db, userID, fromEvents, toEvents, fromReceipts, toReceipts)
 }
 
 // maxCountWait bounds how long /sync waits for the counts of the events it returns: the worker
@@ -68,8 +93,10 @@ func (h *syncHandlers) syncUnreadCounts(ctx context.Context, who Requester, init
 	// The counts of the events in this response belong in it (the spec says so): wait for the
 	// worker to have evaluated them.
 	to.Notifications = to.Events
+	var counts countReader = recordedCounts{h.db}
 	if w := h.cfg.Notifications; w != nil {
 		to.Notifications = min(w.WaitFor(ctx, to.Events, maxCountWait), to.Events)
+		counts = w
 	}
 	if since.Notifications > to.Notifications {
 		// The worker restarted behind the token (it re-reads from its last stored position
@@ -77,7 +104,7 @@ func (h *syncHandlers) syncUnreadCounts(ctx context.Context, who Requester, init
 		since.Notifications = to.Notifications
 	}
 	if !initial && (since.Notifications < to.Notifications || since.Receipts < to.Receipts) {
-		changed, err := storage.RoomsWithCountChanges(ctx, h.db, who.UserID,
+		changed, err := counts.RoomsWithCountChanges(ctx, who.UserID,
 			since.Notifications, to.Notifications, since.Receipts, to.Receipts)
 		if err != nil {
 			return err
@@ -109,12 +136,12 @@ func (h *syncHandlers) syncUnreadCounts(ctx context.Context, who Requester, init
 	for roomID := range resp.Rooms.Join {
 		rooms = append(rooms, roomID)
 	}
-	counts, err := storage.UnreadCounts(ctx, h.db, who.UserID, rooms)
+	unread, err := counts.UnreadCounts(ctx, who.UserID, rooms)
 	if err != nil {
 		return err
 	}
 	threaded := req.filter.Room.Timeline.UnreadThreadNotifications
-	for _, c := range counts {
+	for _, c := range unread {
 		jr := resp.Rooms.Join[c.RoomID]
 		if jr == nil {
 			continue
@@ -164,6 +191,12 @@ func (a *API) getNotifications(r *http.Request, who Requester) (mxhttp.Response,
 	}
 	query.OnlyHighlight = q.Get("only") == "highlight"
 	ctx := r.Context()
+	if w := a.cfg.Notifications; w != nil {
+		// The list is read from the database: have the worker write what it holds.
+		if err := w.Flush(ctx); err != nil {
+			return mxhttp.Response{}, mxhttp.Internal(err)
+		}
+	}
 	acts, err := storage.PushActions(ctx, a.db, query)
 	if err != nil {
 		return mxhttp.Response{}, mxhttp.Internal(err)

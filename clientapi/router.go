@@ -78,7 +78,7 @@ type Config struct {
 	// a change reaches its cache. Nil: one over DB.
 	PushRules *push.Store
 	// Notifications is the notification worker (push/pusher), whose progress /sync waits for
-	// (notifications.go); nil: counts are read as recorded.
+	// and through which it reads counts (notifications.go); nil: counts are read as recorded.
 	Notifications NotificationWorker
 }
 

@@ -101,17 +101,18 @@ type UnreadCount struct {
 }
 
 // UnreadCounts returns a user's unread notifications in rooms, per room and thread (threads
-// without any are left out).
-func UnreadCounts(ctx context.Context, r Reader, userID string, rooms []string) ([]UnreadCount, error) {
+// without any are left out), counting the actions at stream positions up to upTo: the
+// notification worker adds those after it, which it holds in memory (push/pusher).
+func UnreadCounts(ctx context.Context, r Reader, userID string, rooms []string, upTo int64) ([]UnreadCount, error) {
 	var out []UnreadCount
 	err := eachRowIn(ctx, r, func(in string) string {
 		return `SELECT a.room_id, a.thread_id,
 				SUM(CASE WHEN a.notify THEN 1 ELSE 0 END), SUM(CASE WHEN a.highlight THEN 1 ELSE 0 END)
 			FROM event_push_actions a
-			WHERE a.user_id = $1 AND a.room_id IN (` + in + `)
+			WHERE a.user_id = $1 AND a.room_id IN (` + in + `) AND a.stream_pos <= $2
 			AND a.stream_pos > ` + readPosition + `
 			GROUP BY a.room_id, a.thread_id`
-	}, []any{userID}, rooms, func(scan func(...any) error) error {
+	}, []any{userID, upTo}, rooms, func(scan func(...any) error) error {
 		var c UnreadCount
 		if err := scan(&c.RoomID, &c.ThreadID, &c.Notifications, &c.Highlights); err != nil {
 			return err
@@ -126,15 +127,56 @@ func UnreadCounts(ctx context.Context, r Reader, userID string, rooms []string) 
 }
 
 // TotalUnread returns the number of a user's unread notifications across all rooms, the
-// badge count sent to push gateways.
-func TotalUnread(ctx context.Context, r Reader, userID string) (int, error) {
+// badge count sent to push gateways, counting the actions at stream positions up to upTo (as
+// UnreadCounts).
+func TotalUnread(ctx context.Context, r Reader, userID string, upTo int64) (int, error) {
 	var n int
 	err := r.QueryRow(ctx, `SELECT COUNT(*) FROM event_push_actions a
-		WHERE a.user_id = $1 AND a.notify AND a.stream_pos > `+readPosition, userID).Scan(&n)
+		WHERE a.user_id = $1 AND a.notify AND a.stream_pos <= $2 AND a.stream_pos > `+readPosition, userID, upTo).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("storage: counting unread notifications: %w", err)
 	}
 	return n, nil
+}
+
+// ReadPositions are the stream positions up to which a user has read the threads of some
+// rooms, by room and thread: the read position of readPosition, for actions the database does
+// not hold yet. Thread "" holds the unthreaded receipts, which read every thread.
+type ReadPositions map[string]map[string]int64
+
+// Of is the position up to which the user has read a thread of a room; 0 if none.
+func (p ReadPositions) Of(roomID, threadID string) int64 {
+	return max(p[roomID][""], p[roomID][threadID])
+}
+
+// UserReadPositions returns how far a user has read the threads of rooms (see ReadPositions).
+func UserReadPositions(ctx context.Context, r Reader, userID string, rooms []string) (ReadPositions, error) {
+	out := ReadPositions{}
+	err := eachRowIn(ctx, r, func(in string) string {
+		return `SELECT r.room_id, r.thread_id, MAX(e.stream_pos) FROM receipts r JOIN events e ON e.event_id = r.event_id
+				WHERE r.user_id = $1 AND r.room_id IN (` + in + `) AND r.receipt_type IN ('m.read', 'm.read.private')
+				AND e.stream_pos IS NOT NULL
+				GROUP BY r.room_id, r.thread_id
+			UNION ALL SELECT room_id, thread_id, stream_pos FROM event_push_read
+				WHERE user_id = $1 AND room_id IN (` + in + `)`
+	}, []any{userID}, rooms, func(scan func(...any) error) error {
+		var (
+			room, thread string
+			pos          int64
+		)
+		if err := scan(&room, &thread, &pos); err != nil {
+			return err
+		}
+		if out[room] == nil {
+			out[room] = map[string]int64{}
+		}
+		out[room][thread] = max(out[room][thread], pos)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: reading read positions: %w", err)
+	}
+	return out, nil
 }
 
 // RoomsWithCountChanges returns the rooms where a user's unread counts may have changed

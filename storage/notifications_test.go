@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"testing"
 
 	"myelin/storage"
@@ -48,13 +49,28 @@ func TestUnreadCountsFollowReceipts(t *testing.T) {
 
 		counts := func() map[string]storage.UnreadCount {
 			t.Helper()
-			got, err := storage.UnreadCounts(ctx, db, user, []string{room})
+			got, err := storage.UnreadCounts(ctx, db, user, []string{room}, math.MaxInt64)
 			if err != nil {
 				t.Fatal(err)
 			}
 			out := map[string]storage.UnreadCount{}
 			for _, c := range got {
 				out[c.ThreadID] = c
+			}
+			// UserReadPositions, which the notification worker applies to the actions it has
+			// not written yet, agrees with the read state of every listed action.
+			reads, err := storage.UserReadPositions(ctx, db, user, []string{room, "!other:x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			list, err := storage.PushActions(ctx, db, storage.NotificationsQuery{UserID: user, Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range list {
+				if read := a.StreamPos <= reads.Of(room, a.ThreadID); read != a.Read {
+					t.Fatalf("%s in thread %s: read %v, but read positions %v", a.EventID, a.ThreadID, a.Read, reads)
+				}
 			}
 			return out
 		}
@@ -67,6 +83,10 @@ func TestUnreadCountsFollowReceipts(t *testing.T) {
 		c := counts()
 		if c["main"].Notifications != 4 || c["main"].Highlights != 1 || c["$3"].Notifications != 2 {
 			t.Fatalf("initial counts %+v", c)
+		}
+		// Counting up to a position leaves out what comes after it.
+		if got, err := storage.UnreadCounts(ctx, db, user, []string{room}, 3); err != nil || len(got) != 1 || got[0].Notifications != 3 {
+			t.Fatalf("counts up to 3: %+v %v", got, err)
 		}
 		// A private receipt ahead of the public one counts; one behind does not rewind.
 		receipt("m.read", "", "$2")
@@ -83,8 +103,11 @@ func TestUnreadCountsFollowReceipts(t *testing.T) {
 		if c = counts(); c["main"].Notifications != 0 || c["$3"].Notifications != 1 {
 			t.Fatalf("after a main receipt at $5: %+v", c)
 		}
-		if n, err := storage.TotalUnread(ctx, db, user); err != nil || n != 1 {
+		if n, err := storage.TotalUnread(ctx, db, user, math.MaxInt64); err != nil || n != 1 {
 			t.Fatalf("TotalUnread = %d %v", n, err)
+		}
+		if n, err := storage.TotalUnread(ctx, db, user, 5); err != nil || n != 0 {
+			t.Fatalf("TotalUnread up to 5 = %d %v", n, err)
 		}
 		// Writing in a thread reads it, like a receipt.
 		tx(func(tx *storage.Tx) error { return tx.SetOwnEventRead(ctx, user, room, "$3", 6) })

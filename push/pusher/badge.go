@@ -147,7 +147,7 @@ func (b *badges) update(ctx context.Context, userID string) {
 	if len(keys) == 0 {
 		return
 	}
-	unread, err := storage.TotalUnread(ctx, cfg.DB, userID)
+	unread, err := b.w.totalUnread(ctx, userID)
 	if err != nil {
 		if ctx.Err() == nil {
 			b.w.log.WithError(err).WithField("user_id", userID).Error("could not count unread notifications")

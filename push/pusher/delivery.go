@@ -120,6 +120,19 @@ func (d *delivery) kickUser(userID string) {
 	}
 }
 
+// delivers says whether any of acts notifies a user with HTTP pushers, which read the
+// notifications from the database: the worker then writes its pending actions at once.
+func (d *delivery) delivers(acts []storage.PushAction) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, a := range acts {
+		if a.Notify && len(d.httpPushers[a.UserID]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // pushersChanged re-reads a user's HTTP pushers, after POST /pushers/set or when a queue
 // found its pusher gone, and wakes their queues.
 func (d *delivery) pushersChanged(userID string) {
@@ -337,7 +350,7 @@ func (d *delivery) send(ctx context.Context, p storage.Pusher, act storage.PushA
 	if err != nil {
 		return err
 	}
-	unread, err := storage.TotalUnread(ctx, cfg.DB, p.UserID)
+	unread, err := d.w.totalUnread(ctx, p.UserID)
 	if err != nil {
 		return err
 	}

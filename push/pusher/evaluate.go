@@ -46,68 +46,51 @@ type roomContext struct {
 	name, alias string
 }
 
-// processBatch evaluates the events after pos and records their actions, with the new
-// position, in one transaction. It returns the new position, the users whose counts changed,
-// and whether the position was written. A batch with nothing to record moves the position in
-// memory only (unless persist), and would record nothing again after a restart. With
+// batch is what evaluating a batch of events found.
+type batch struct {
+	// next is the position after the batch: that of its last event.
+	next int64
+	acts []storage.PushAction
+	// reads are the own events of local users in it.
+	reads []ownRead
+	// redacts are the events that its redactions redact (whether or not the redactions were
+	// allowed to); redacted those of them that were redacted (findRedacted, pending.go).
+	redacts, redacted []string
+	// ignored caches the users' m.ignored_user_list for the batch.
+	ignored ignoreLists
+}
+
+// processBatch evaluates the events after pos and returns the new position. Their actions join
+// the pending ones, which are written with the position (flushed) when asked or flushDue says
+// so; the batch's own reads, and the deletions its redactions need, are written at once
+// (commit, pending.go). A batch with nothing to write moves the position in memory only. With
 // skipFailing, an event whose evaluation fails is logged and skipped.
-func (w *Worker) processBatch(ctx context.Context, pos int64, persist, skipFailing bool) (int64, []string, bool, error) {
+func (w *Worker) processBatch(ctx context.Context, pos int64, asked, skipFailing bool) (int64, error) {
 	recs, err := storage.TimelineEventsAfter(ctx, w.cfg.DB, pos, feedBatch)
-	if err != nil || len(recs) == 0 {
-		return pos, nil, false, err
+	if err != nil {
+		return pos, err
 	}
-	var (
-		acts  []storage.PushAction
-		reads []ownRead
-	)
+	b := &batch{next: pos, ignored: ignoreLists{}}
 	for _, rec := range recs {
-		got, read, err := w.evaluate(ctx, rec)
+		err := w.evaluate(ctx, rec, b)
 		if err != nil && skipFailing && ctx.Err() == nil {
 			w.log.WithError(err).WithField("event_id", rec.EventID).Error("skipping an event whose push rules cannot be evaluated")
 			continue
 		}
 		if err != nil {
-			return pos, nil, false, fmt.Errorf("event %s: %w", rec.EventID, err)
-		}
-		acts = append(acts, got...)
-		if read != nil {
-			reads = append(reads, *read)
+			return pos, fmt.Errorf("event %s: %w", rec.EventID, err)
 		}
 	}
-	next := recs[len(recs)-1].StreamPos
-	if len(acts) == 0 && len(reads) == 0 && !persist {
-		return next, nil, false, nil
+	if len(recs) > 0 {
+		b.next = recs[len(recs)-1].StreamPos
 	}
-	err = w.cfg.DB.WithTx(ctx, func(tx *storage.Tx) error {
-		if err := tx.InsertPushActions(ctx, acts); err != nil {
-			return err
-		}
-		for _, r := range reads {
-			if err := tx.SetOwnEventRead(ctx, r.userID, r.roomID, r.threadID, r.pos); err != nil {
-				return err
-			}
-		}
-		return tx.SetPushWorkerPosition(ctx, next)
-	})
-	if err != nil {
-		return pos, nil, false, err
+	if err := w.findRedacted(ctx, b); err != nil {
+		return pos, err
 	}
-	var users []string
-	seen := map[string]bool{}
-	add := func(u string) {
-		if !seen[u] {
-			seen[u] = true
-			users = append(users, u)
-		}
+	if err := w.commit(ctx, b, asked || w.flushDue(b)); err != nil {
+		return pos, err
 	}
-	for _, a := range acts {
-		add(a.UserID)
-	}
-	for _, r := range reads {
-		add(r.userID)
-		w.badges.changed(r.userID) // writing in a thread reads it: the badge may go down (badge.go)
-	}
-	return next, users, true, nil
+	return b.next, nil
 }
 
 // ownRead is a local user's own event: it marks their thread read up to it.
@@ -117,21 +100,22 @@ type ownRead struct {
 }
 
 // evaluate decides, for each local member of the event's room other than its sender, whether
-// the event notifies them; and, for a local sender, that they have read up to it.
-func (w *Worker) evaluate(ctx context.Context, rec storage.EventRecord) ([]storage.PushAction, *ownRead, error) {
+// the event notifies them; and, for a local sender, that they have read up to it. It adds what
+// it found to b.
+func (w *Worker) evaluate(ctx context.Context, rec storage.EventRecord, b *batch) error {
 	if rec.Rejected || rec.SoftFailed || rec.JSON == nil {
-		return nil, nil, nil
+		return nil
 	}
 	if rec.StateKey != nil {
 		delete(w.rooms, rec.Room) // who is in the room, their names or power may change here
 	}
 	rc, err := w.roomContext(ctx, rec.Room)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	ev, err := event.Parse(rec.JSON, rc.version)
 	if err != nil {
-		return nil, nil, fmt.Errorf("parsing: %w", err)
+		return fmt.Errorf("parsing: %w", err)
 	}
 	var (
 		read     *ownRead
@@ -139,25 +123,41 @@ func (w *Worker) evaluate(ctx context.Context, rec storage.EventRecord) ([]stora
 	)
 	if w.isLocal(ev.Sender()) {
 		if threadID, err = w.threadOf(ctx, ev); err != nil {
-			return nil, nil, err
+			return err
 		}
 		read = &ownRead{userID: ev.Sender(), roomID: rc.roomID, threadID: threadID, pos: rec.StreamPos}
 	}
-	recipients := w.recipients(rc, ev, rec.StreamPos)
-	if len(recipients) == 0 {
-		return nil, read, nil
-	}
-	ignoring, err := w.ignoring(ctx, recipients, ev.Sender())
+	acts, err := w.actions(ctx, rc, ev, rec.StreamPos, threadID, b.ignored)
 	if err != nil {
-		return nil, nil, err
+		return err
+	}
+	b.acts = append(b.acts, acts...)
+	if read != nil {
+		b.reads = append(b.reads, *read)
+	}
+	if ev.Type() == auth.TypeRedaction && ev.Redacts() != "" {
+		b.redacts = append(b.redacts, ev.Redacts())
+	}
+	return nil
+}
+
+// actions evaluates the push rules of the event's recipients; threadID is the event's thread
+// when already known.
+func (w *Worker) actions(ctx context.Context, rc *roomContext, ev *event.Event, pos int64, threadID string, ignored ignoreLists) ([]storage.PushAction, error) {
+	recipients := w.recipients(rc, ev, pos)
+	if len(recipients) == 0 {
+		return nil, nil
+	}
+	if err := w.loadIgnoreLists(ctx, ignored, recipients); err != nil {
+		return nil, err
 	}
 	clientJSON, err := clientEventJSON(ev)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	pev, err := push.NewEvent(clientJSON)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var senderLevel int64
 	if rc.hasPower {
@@ -166,12 +166,12 @@ func (w *Worker) evaluate(ctx context.Context, rec storage.EventRecord) ([]stora
 	var acts []storage.PushAction
 	now := w.cfg.Now().UnixMilli()
 	for _, user := range recipients {
-		if ignoring[user] {
+		if ignored[user][ev.Sender()] {
 			continue
 		}
 		rules, err := w.cfg.Rules.Rules(ctx, user)
 		if err != nil {
-			return nil, nil, fmt.Errorf("push rules of %s: %w", user, err)
+			return nil, fmt.Errorf("push rules of %s: %w", user, err)
 		}
 		out := rules.Evaluate(pev, push.Room{
 			UserID: user, DisplayName: rc.names[user], MemberCount: rc.memberCount,
@@ -182,19 +182,19 @@ func (w *Worker) evaluate(ctx context.Context, rec storage.EventRecord) ([]stora
 		}
 		if threadID == "" {
 			if threadID, err = w.threadOf(ctx, ev); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 		}
 		actions, err := json.Marshal(out.Actions)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		acts = append(acts, storage.PushAction{
-			UserID: user, RoomID: rc.roomID, EventID: ev.ID(), StreamPos: rec.StreamPos, ThreadID: threadID,
+			UserID: user, RoomID: rc.roomID, EventID: ev.ID(), StreamPos: pos, ThreadID: threadID,
 			Notify: out.Notify, Highlight: out.Highlight, Actions: actions, TS: now,
 		})
 	}
-	return acts, read, nil
+	return acts, nil
 }
 
 // recipients are the local users whose rules an event is evaluated against: the members
@@ -222,25 +222,43 @@ func (w *Worker) isLocal(userID string) bool {
 	return strings.HasSuffix(userID, ":"+w.cfg.ServerName) && strings.HasPrefix(userID, "@")
 }
 
-// ignoring returns which of users ignore sender (m.ignored_user_list): their events never
-// notify.
-func (w *Worker) ignoring(ctx context.Context, users []string, sender string) (map[string]bool, error) {
-	lists, err := storage.GlobalAccountDataOfUsers(ctx, w.cfg.DB, users, "m.ignored_user_list")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	for user, raw := range lists {
-		var c struct {
-			Ignored map[string]json.RawMessage `json:"ignored_users"`
+// ignoreLists are the m.ignored_user_list of the users a batch was evaluated for: user -> the
+// users they ignore (nil: none), whose events never notify them. They are read once per batch
+// for the users met in it, not once per event; lists changed during a batch apply from the
+// next, as they would if the batch had been evaluated a moment earlier.
+type ignoreLists map[string]map[string]bool
+
+// loadIgnoreLists reads the lists of those of users that lists lacks.
+func (w *Worker) loadIgnoreLists(ctx context.Context, lists ignoreLists, users []string) error {
+	var missing []string
+	for _, u := range users {
+		if _, ok := lists[u]; !ok {
+			missing = append(missing, u)
 		}
-		if json.Unmarshal(raw, &c) == nil {
-			if _, ok := c.Ignored[sender]; ok {
-				out[user] = true
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	raw, err := storage.GlobalAccountDataOfUsers(ctx, w.cfg.DB, missing, "m.ignored_user_list")
+	if err != nil {
+		return err
+	}
+	for _, u := range missing {
+		var (
+			c struct {
+				Ignored map[string]json.RawMessage `json:"ignored_users"`
+			}
+			ignored map[string]bool
+		)
+		if content, ok := raw[u]; ok && json.Unmarshal(content, &c) == nil && len(c.Ignored) > 0 {
+			ignored = make(map[string]bool, len(c.Ignored))
+			for id := range c.Ignored {
+				ignored[id] = true
 			}
 		}
+		lists[u] = ignored
 	}
-	return out, nil
+	return nil
 }
 
 // roomContext returns the cached context of a room, reading it when missing.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"testing"
 
 	"github.com/sirupsen/logrus"
@@ -17,14 +18,17 @@ import (
 	"myelin/storage/storagetest"
 )
 
-type nopWaker struct{}
+// lastWaker remembers how many users the last wake-up named.
+type lastWaker struct{ n int }
 
-func (nopWaker) UserChanged(...string) {}
+func (l *lastWaker) UserChanged(users ...string) { l.n = len(users) }
 
 // BenchmarkRecordMessages measures what the notification worker adds to each message: read
 // it, evaluate the default push rules of the nine other local members of a room of ten (each
-// of whom it notifies) and record the actions, on SQLite. events-per-batch=1 is sequential
-// traffic, one transaction per message; 10 is what lingering (worker.go) makes of a stream.
+// of whom it notifies), record its sender's own read, and write the actions, on SQLite, with
+// the flushes of pending actions (pending.go) that the run makes and a last one at its end.
+// events-per-batch=1 is sequential traffic; 10 is what lingering (worker.go) makes of a
+// stream.
 func BenchmarkRecordMessages(b *testing.B) {
 	for _, perBatch := range []int{1, 10} {
 		b.Run(fmt.Sprintf("events-per-batch=%d", perBatch), func(b *testing.B) {
@@ -52,7 +56,8 @@ func BenchmarkRecordMessages(b *testing.B) {
 			}
 			log := logrus.New()
 			log.SetOutput(io.Discard)
-			w := New(Config{ServerName: "bench.test", DB: db, Rules: push.NewStore(db), Waker: nopWaker{}}, logrus.NewEntry(log))
+			waker := &lastWaker{}
+			w := New(Config{ServerName: "bench.test", DB: db, Rules: push.NewStore(db), Waker: waker}, logrus.NewEntry(log))
 			pos, err := storage.CurrentStreamPosition(ctx, db, "events")
 			if err != nil {
 				b.Fatal(err)
@@ -66,16 +71,23 @@ func BenchmarkRecordMessages(b *testing.B) {
 						Content: json.RawMessage(fmt.Sprintf(`{"msgtype":"m.text","body":"message %d"}`, done+i))})
 				}
 				b.StartTimer()
-				next, users, _, err := w.processBatch(ctx, pos, false, false)
+				next, err := w.processBatch(ctx, pos, false, false)
 				if err != nil {
 					b.Fatal(err)
 				}
-				if len(users) != 10 || next-pos != int64(perBatch) {
-					b.Fatalf("batch after %d: %d events, %d users with changes", pos, next-pos, len(users))
+				if waker.n != 10 || next-pos != int64(perBatch) {
+					b.Fatalf("batch after %d: %d events, %d users with changes", pos, next-pos, waker.n)
 				}
 				pos = next
 			}
+			if _, err := w.processBatch(ctx, pos, true, false); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			if n, err := storage.TotalUnread(ctx, db, "@user0:bench.test", math.MaxInt64); err != nil || n < b.N {
+				b.Fatalf("%d of %d messages recorded: %v", n, b.N, err)
+			}
 		})
 	}
 }

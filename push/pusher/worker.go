@@ -4,6 +4,12 @@
 // (the unread counts of /sync and the list of GET /notifications), and delivers notifications
 // to the users' HTTP pushers, that is to their push gateways.
 //
+// The worker's position is the events stream position up to which it has evaluated push
+// rules. In memory (Position, WaitFor) it moves as soon as a batch is evaluated; the actions
+// then wait in memory, pending, and are written in large transactions together with the
+// position in the database, from which a restart resumes (pending.go). The counts it serves
+// (UnreadCounts, RoomsWithCountChanges) are what is written plus what is pending.
+//
 // It lives under push/ because it is the part of the push module that does I/O and talks to
 // the network; it is not in clientapi because it runs in the background, on the process
 // context, whatever requests come and go.
@@ -12,6 +18,7 @@ package pusher
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -37,7 +44,7 @@ const (
 
 	// feedBatch is how many events of the stream are read at a time.
 	feedBatch = 100
-	// persistEvery: the worker's position is written at least every so many events even when
+	// persistEvery: the worker's position is written at least every so many events, even when
 	// nothing notified, so that a restart does not re-read a long stretch.
 	persistEvery = 1000
 	// pruneInterval is how often old notifications are pruned.
@@ -47,16 +54,12 @@ const (
 	// after it.
 	maxBatchFailures = 5
 
-	// streamWindow and lingerMax batch the worker's writes while events stream in (issue 9).
-	// Recording push actions costs mostly the pages each transaction writes to the
-	// write-ahead log: a row per local member and event, in indexes keyed by member, so a
-	// transaction for several events writes nearly the same pages as one for a single event
-	// (the key puts each member's rows in stream order: migration 0022). When a wake-up comes
-	// less than streamWindow after the previous batch started, the worker waits lingerMax
-	// before reading the next batch. A lone event (a conversation at its usual pace, the
-	// sync-wake measurement) is evaluated at once; while events stream in, a /sync waiting for their counts waits up to
-	// lingerMax longer. In the send benchmark this wrote 23 % fewer bytes and raised
-	// throughput by a fifth.
+	// streamWindow and lingerMax batch the worker's reads and small writes (own reads) while
+	// events stream in (issue 9); its actions are batched far more by pending.go. When a
+	// wake-up comes less than streamWindow after the previous batch started, the worker waits
+	// lingerMax before reading the next batch. A lone event (a conversation at its usual pace,
+	// the sync-wake measurement) is evaluated at once; while events stream in, a /sync waiting
+	// for their counts waits up to lingerMax longer.
 	streamWindow = 5 * time.Millisecond
 	lingerMax    = 2 * time.Millisecond
 )
@@ -102,12 +105,29 @@ type Worker struct {
 	// rooms caches what evaluation needs to know of a room; used only by the feed goroutine.
 	rooms map[storage.RoomNID]*roomContext
 
+	// flushReq carries Flush's requests to Run.
+	flushReq chan chan error
+
 	mu sync.Mutex
-	// pos is the events stream position up to which actions are recorded; progress is
+	// pos is the events stream position up to which actions are evaluated; progress is
 	// closed (and replaced) each time it moves; running is set once Run has loaded it.
 	pos      int64
 	progress chan struct{}
 	running  bool
+	// stopped is closed when Run returns; nil before Run.
+	stopped chan struct{}
+	// pending are the actions evaluated but not written yet, by user, each user's in stream
+	// order; recorded is the position written with the last flush: the database holds every
+	// action up to it, pending every action after it (math.MaxInt64 before Run: everything is
+	// in the database). Only Run's goroutine changes them, and a published slice is never
+	// changed in place (only appended to, or replaced), so readers use it after unlocking
+	// (pending.go).
+	pending  map[string][]storage.PushAction
+	recorded int64
+	// nPending counts pending; pendingSince is when the oldest was published. Used only by
+	// Run's goroutine.
+	nPending     int
+	pendingSince time.Time
 
 	deliver *delivery
 	// badges sends counts-only notifications when a user reads (badge.go).
@@ -136,7 +156,10 @@ func New(cfg Config, log *logrus.Entry) *Worker {
 		log:       log.WithField("component", "pusher"),
 		newEvents: make(chan struct{}, 1),
 		rooms:     map[storage.RoomNID]*roomContext{},
+		flushReq:  make(chan chan error),
 		progress:  make(chan struct{}),
+		pending:   map[string][]storage.PushAction{},
+		recorded:  math.MaxInt64,
 	}
 	w.deliver = newDelivery(w)
 	w.badges = newBadges(w)
@@ -156,14 +179,15 @@ func (w *Worker) OnNewEvent(roomserver.NewEvent) {
 // pusher starts (and a deleted one's stops) without waiting for the next notification.
 func (w *Worker) PusherChanged(userID string) { w.deliver.pushersChanged(userID) }
 
-// Position is the events stream position up to which push actions are recorded.
+// Position is the events stream position up to which push actions are evaluated: the counts
+// the worker serves include them, written or pending.
 func (w *Worker) Position() int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.pos
 }
 
-// WaitFor waits until the actions of the events up to pos are recorded, at most limit, and
+// WaitFor waits until the actions of the events up to pos are evaluated, at most limit, and
 // returns the position reached. /sync calls it so that the counts of an event appear in the
 // same response as the event, as the spec asks. Before Run has started it returns at once.
 func (w *Worker) WaitFor(ctx context.Context, pos int64, limit time.Duration) int64 {
@@ -186,9 +210,8 @@ func (w *Worker) WaitFor(ctx context.Context, pos int64, limit time.Duration) in
 	}
 }
 
-func (w *Worker) setPos(pos int64) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+// advance moves the position in memory; w.mu is held.
+func (w *Worker) advance(pos int64) {
 	w.running = true
 	if pos == w.pos {
 		return
@@ -198,32 +221,46 @@ func (w *Worker) setPos(pos int64) {
 	w.progress = make(chan struct{})
 }
 
-// Run follows the events stream and delivers notifications until ctx ends.
+// Run follows the events stream and delivers notifications until ctx ends; it then writes
+// what is pending.
 func (w *Worker) Run(ctx context.Context) error {
+	stopped := make(chan struct{})
+	w.mu.Lock()
+	w.stopped = stopped
+	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
 		w.running = false
 		w.mu.Unlock()
+		close(stopped)
 	}()
-	pos, ok, err := storage.PushWorkerPosition(ctx, w.cfg.DB)
+	pos, err := w.load(ctx)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		// The first start evaluates nothing of the past.
-		if pos, err = storage.CurrentStreamPosition(ctx, w.cfg.DB, "events"); err != nil {
-			return err
-		}
-		if err := w.cfg.DB.WithTx(ctx, func(tx *storage.Tx) error { return tx.SetPushWorkerPosition(ctx, pos) }); err != nil {
-			return err
-		}
-	}
-	w.setPos(pos)
 	stopDelivery := w.deliver.start(ctx)
 	defer stopDelivery()
 	defer w.badges.start(ctx)()
 
-	persisted := pos
+	// asked are the Flush requests taken and not yet answered; every one is answered.
+	var asked []chan error
+	answer := func(err error) {
+		for _, c := range asked {
+			c <- err
+		}
+		asked = nil
+	}
+	defer func() {
+		// What is pending is written on the way out, on a context of its own: ctx has ended.
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopFlushTimeout)
+		defer cancel()
+		err := w.commit(stopCtx, &batch{next: pos}, true)
+		if err != nil {
+			w.log.WithError(err).Error("could not write pending notifications")
+		}
+		answer(err)
+	}()
+
 	lastPrune := time.Time{}
 	failures := 0
 	for {
@@ -231,8 +268,18 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.prune(ctx, now)
 			lastPrune = now
 		}
+	take:
+		for {
+			select {
+			case c := <-w.flushReq:
+				asked = append(asked, c)
+			default:
+				break take
+			}
+		}
 		started := w.cfg.Now()
-		next, users, wrote, err := w.processBatch(ctx, pos, mustPersist(persisted, pos), failures >= maxBatchFailures)
+		next, err := w.processBatch(ctx, pos, len(asked) > 0, failures >= maxBatchFailures)
+		answer(err)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -247,30 +294,33 @@ func (w *Worker) Run(ctx context.Context) error {
 			continue
 		}
 		failures = 0
-		if wrote {
-			persisted = next
-		}
 		full := next-pos >= feedBatch
 		pos = next
-		w.setPos(pos)
-		if len(users) > 0 {
-			w.cfg.Waker.UserChanged(users...)
-			for _, u := range users {
-				w.deliver.kickUser(u)
-			}
-		}
 		if full {
 			continue
 		}
+		// Wake for new events, a Flush, or when the oldest pending action is due.
+		wait := 30 * time.Second // a safety net; the subscription is the signal
+		if w.nPending > 0 {
+			wait = time.Until(w.pendingSince.Add(flushInterval))
+		}
+		timer := time.NewTimer(wait)
+		newEvents := false
 		select {
 		case <-w.newEvents:
-		case <-time.After(30 * time.Second): // a safety net; the subscription is the signal
+			newEvents = true
+		case c := <-w.flushReq:
+			asked = append(asked, c)
+		case <-timer.C:
 		case <-ctx.Done():
+		}
+		timer.Stop()
+		if ctx.Err() != nil {
 			return nil
 		}
-		if w.cfg.Now().Sub(started) < streamWindow {
-			// Events are streaming in: let a few more arrive, so that one transaction
-			// records them all (see streamWindow).
+		if newEvents && w.cfg.Now().Sub(started) < streamWindow {
+			// Events are streaming in: let a few more arrive, so that one batch takes them
+			// all (see streamWindow).
 			select {
 			case <-time.After(lingerMax):
 			case <-ctx.Done():
@@ -280,9 +330,27 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// mustPersist says whether the position must be written with the next batch even if nothing
-// notifies: it is written at least every persistEvery events.
-func mustPersist(persisted, pos int64) bool { return pos-persisted >= persistEvery }
+// load reads the position written last, from which the worker resumes, and publishes it.
+func (w *Worker) load(ctx context.Context) (int64, error) {
+	pos, ok, err := storage.PushWorkerPosition(ctx, w.cfg.DB)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		// The first start evaluates nothing of the past.
+		if pos, err = storage.CurrentStreamPosition(ctx, w.cfg.DB, "events"); err != nil {
+			return 0, err
+		}
+		if err := w.cfg.DB.WithTx(ctx, func(tx *storage.Tx) error { return tx.SetPushWorkerPosition(ctx, pos) }); err != nil {
+			return 0, err
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.recorded = pos
+	w.advance(pos)
+	return pos, nil
+}
 
 // prune deletes notifications older than the retention.
 func (w *Worker) prune(ctx context.Context, now time.Time) {

@@ -1,0 +1,387 @@
+package pusher
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"myelin/storage"
+)
+
+// Pending actions (performance, issue 9). Writing push actions costs mostly the pages each
+// transaction writes: a row per notified member, in B-trees keyed by member, so one page per
+// member per transaction, whether it records the actions of one event or of five hundred
+// (migration 0022). So the worker writes them in large transactions: it evaluates each new
+// event at once, as before, and moves its position in memory (what WaitFor waits for), but keeps
+// the actions in memory, "pending", and writes them with its position ("flushes") only when
+// the oldest is flushInterval old, when there are maxPending of them, when one notifies a user
+// with an HTTP pusher (delivery reads them from the database), when asked (Flush: GET
+// /notifications), and when Run returns.
+//
+// The readers of counts (UnreadCounts, RoomsWithCountChanges, totalUnread) add the pending
+// actions to what the database holds, so that what /sync and push gateways see does not depend
+// on when the worker flushes. A user's own events mark their threads read (event_push_read);
+// they are written at once, in a small transaction (a row per user, room and thread), so the
+// read positions in the database always cover the pending actions.
+//
+// A crash loses the pending actions only: the position written is that of the last flush, and
+// the events after it are evaluated again on restart (recording an action twice keeps one).
+
+const (
+	// flushInterval: pending actions are written once the oldest is this old. It bounds what a
+	// crash makes the worker evaluate again, not what anyone sees: the readers count pending
+	// actions.
+	flushInterval = time.Second
+	// maxPending: pending actions are written once there are this many, which bounds their
+	// memory (a few hundred bytes each) and the size of a flush's transaction.
+	maxPending = 5000
+	// stopFlushTimeout bounds the flush when Run returns.
+	stopFlushTimeout = 5 * time.Second
+)
+
+// Flush writes the pending actions, with the worker's position, before it returns: GET
+// /notifications, which lists what is written, calls it first. It returns at once when Run is
+// not running, as nothing is pending then.
+func (w *Worker) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	stopped := w.stopped
+	w.mu.Unlock()
+	if stopped == nil {
+		return nil
+	}
+	done := make(chan error, 1)
+	select {
+	case w.flushReq <- done:
+	case <-stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Run answers every request it took.
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// pendingOf returns a user's pending actions, in stream order, and the position up to which
+// the database holds every action. A reader counts the database up to that position and the
+// pending actions after it: a flush writes them in a transaction that also moves the position,
+// and takes them out of pending only after its commit, together with moving recorded, so no
+// action is missed or counted twice whenever the flush happens.
+func (w *Worker) pendingOf(userID string) ([]storage.PushAction, int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pending[userID], w.recorded
+}
+
+// UnreadCounts is storage.UnreadCounts with the user's pending actions: /sync's counts.
+func (w *Worker) UnreadCounts(ctx context.Context, userID string, rooms []string) ([]storage.UnreadCount, error) {
+	acts, upTo := w.pendingOf(userID)
+	counts, err := storage.UnreadCounts(ctx, w.cfg.DB, userID, rooms, upTo)
+	if err != nil || len(acts) == 0 {
+		return counts, err
+	}
+	in := make(map[string]bool, len(rooms))
+	for _, r := range rooms {
+		in[r] = true
+	}
+	acts = slices.DeleteFunc(slices.Clone(acts), func(a storage.PushAction) bool { return !in[a.RoomID] })
+	unread, err := w.unread(ctx, userID, acts)
+	if err != nil {
+		return nil, err
+	}
+	type thread struct{ room, thread string }
+	at := make(map[thread]int, len(counts))
+	for i, c := range counts {
+		at[thread{c.RoomID, c.ThreadID}] = i
+	}
+	for _, a := range unread {
+		k := thread{a.RoomID, a.ThreadID}
+		i, ok := at[k]
+		if !ok {
+			i = len(counts)
+			at[k] = i
+			counts = append(counts, storage.UnreadCount{RoomID: a.RoomID, ThreadID: a.ThreadID})
+		}
+		if a.Notify {
+			counts[i].Notifications++
+		}
+		if a.Highlight {
+			counts[i].Highlights++
+		}
+	}
+	return counts, nil
+}
+
+// RoomsWithCountChanges is storage.RoomsWithCountChanges with the rooms of the user's pending
+// actions in (fromEvents, toEvents].
+func (w *Worker) RoomsWithCountChanges(ctx context.Context, userID string, fromEvents, toEvents, fromReceipts, toReceipts int64) ([]string, error) {
+	// Pending first: an action flushed before the database is read is then in one or the other.
+	acts, _ := w.pendingOf(userID)
+	rooms, err := storage.RoomsWithCountChanges(ctx, w.cfg.DB, userID, fromEvents, toEvents, fromReceipts, toReceipts)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, a := range acts {
+		if a.StreamPos <= fromEvents || a.StreamPos > toEvents || seen[a.RoomID] {
+			continue
+		}
+		seen[a.RoomID] = true
+		if !slices.Contains(rooms, a.RoomID) {
+			rooms = append(rooms, a.RoomID)
+		}
+	}
+	return rooms, nil
+}
+
+// totalUnread is storage.TotalUnread with the user's pending actions: the badge count.
+func (w *Worker) totalUnread(ctx context.Context, userID string) (int, error) {
+	acts, upTo := w.pendingOf(userID)
+	n, err := storage.TotalUnread(ctx, w.cfg.DB, userID, upTo)
+	if err != nil {
+		return 0, err
+	}
+	acts = slices.DeleteFunc(slices.Clone(acts), func(a storage.PushAction) bool { return !a.Notify })
+	unread, err := w.unread(ctx, userID, acts)
+	return n + len(unread), err
+}
+
+// unread returns those of a user's pending actions that are after their read position in the
+// action's thread (storage.UserReadPositions), reading the positions only when there are some.
+func (w *Worker) unread(ctx context.Context, userID string, acts []storage.PushAction) ([]storage.PushAction, error) {
+	if len(acts) == 0 {
+		return nil, nil
+	}
+	var rooms []string
+	for _, a := range acts {
+		if !slices.Contains(rooms, a.RoomID) {
+			rooms = append(rooms, a.RoomID)
+		}
+	}
+	reads, err := storage.UserReadPositions(ctx, w.cfg.DB, userID, rooms)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(acts, func(a storage.PushAction) bool { return a.StreamPos <= reads.Of(a.RoomID, a.ThreadID) }), nil
+}
+
+// flushDue says whether the pending actions must be written with this batch.
+func (w *Worker) flushDue(b *batch) bool {
+	switch {
+	case w.nPending+len(b.acts) >= maxPending:
+	case w.nPending > 0 && time.Since(w.pendingSince) >= flushInterval:
+	case b.next-w.recorded >= persistEvery:
+		// Nothing notified for a while: the position is written anyway, so that a restart
+		// does not read a long stretch again.
+	default:
+		return w.deliver.delivers(b.acts)
+	}
+	return true
+}
+
+// findRedacted sets b.redacted: the events of b.redacts that the room server redacted. It
+// deleted their recorded actions in the same transaction; their pending ones, which it cannot
+// see, go in commit. A redaction it did not apply (its sender may not redact the event, or the
+// event has not arrived) leaves the event's notifications as they are.
+func (w *Worker) findRedacted(ctx context.Context, b *batch) error {
+	if len(b.redacts) == 0 {
+		return nil
+	}
+	applied, err := storage.RedactionsOf(ctx, w.cfg.DB, b.redacts)
+	if err != nil {
+		return err
+	}
+	for id := range applied {
+		b.redacted = append(b.redacted, id)
+	}
+	return nil
+}
+
+// commit writes what a batch must: its own reads and, for its redacted events, the deletion of
+// any of their actions written after the room server deleted them (by an earlier flush); and
+// with flush, every pending action and the batch's position. It then publishes the batch (its
+// actions join pending unless flushed, the position moves), and wakes whom it concerns.
+// Nothing is published before the write commits: a batch that fails is evaluated again as if
+// it had not run. A batch with nothing to write writes nothing.
+func (w *Worker) commit(ctx context.Context, b *batch, flush bool) error {
+	replaced, dropped, unrecord := w.dropRedacted(b)
+	if flush && w.nPending == 0 && len(b.acts) == 0 && b.next == w.recorded {
+		flush = false // nothing to write
+	}
+	var rows []storage.PushAction
+	if flush {
+		rows = w.flushRows(replaced, b.acts)
+	}
+	if flush || len(b.reads) > 0 || len(unrecord) > 0 {
+		err := w.cfg.DB.WithTx(ctx, func(tx *storage.Tx) error {
+			for _, r := range b.reads {
+				if err := tx.SetOwnEventRead(ctx, r.userID, r.roomID, r.threadID, r.pos); err != nil {
+					return err
+				}
+			}
+			for _, id := range unrecord {
+				if err := tx.DeletePushActionsOfEvent(ctx, id); err != nil {
+					return err
+				}
+			}
+			if !flush {
+				return nil
+			}
+			var err error
+			if rows, err = w.withoutDeactivated(ctx, tx, rows); err != nil {
+				return err
+			}
+			if err := tx.InsertPushActions(ctx, rows); err != nil {
+				return err
+			}
+			return tx.SetPushWorkerPosition(ctx, b.next)
+		})
+		if err != nil {
+			return err
+		}
+	}
+
+	w.mu.Lock()
+	if flush {
+		w.pending = map[string][]storage.PushAction{}
+		w.recorded = b.next
+	} else {
+		for u, acts := range replaced {
+			if len(acts) == 0 {
+				delete(w.pending, u)
+			} else {
+				w.pending[u] = acts
+			}
+		}
+		for _, a := range b.acts {
+			w.pending[a.UserID] = append(w.pending[a.UserID], a)
+		}
+	}
+	w.advance(b.next)
+	w.mu.Unlock()
+	if flush {
+		w.nPending = 0
+	} else {
+		w.nPending += len(b.acts) - dropped
+	}
+	switch {
+	case w.nPending == 0:
+		w.pendingSince = time.Time{}
+	case w.pendingSince.IsZero():
+		w.pendingSince = time.Now()
+	}
+
+	var users []string
+	seen := map[string]bool{}
+	add := func(u string) {
+		if !seen[u] {
+			seen[u] = true
+			users = append(users, u)
+		}
+	}
+	for _, a := range b.acts {
+		add(a.UserID)
+	}
+	for _, r := range b.reads {
+		add(r.userID)
+		w.badges.changed(r.userID) // writing in a thread reads it: the badge may go down (badge.go)
+	}
+	if len(users) > 0 {
+		w.cfg.Waker.UserChanged(users...)
+	}
+	// Delivery reads what is written: wake the pushers of the users whose actions were.
+	var last string
+	for _, a := range rows {
+		if a.UserID != last {
+			w.deliver.kickUser(a.UserID)
+			last = a.UserID
+		}
+	}
+	return nil
+}
+
+// dropRedacted takes the actions of b's redacted events out of b and pending. It returns the
+// pending actions of the users who had some (new slices: published ones are never changed in
+// place), how many pending actions went, and the redacted events whose actions were not found
+// there: those may have been written by a flush since the room server deleted them.
+func (w *Worker) dropRedacted(b *batch) (replaced map[string][]storage.PushAction, dropped int, unrecord []string) {
+	replaced = map[string][]storage.PushAction{}
+	for _, id := range b.redacted {
+		of := func(a storage.PushAction) bool { return a.EventID == id }
+		n := len(b.acts)
+		b.acts = slices.DeleteFunc(b.acts, of)
+		found := len(b.acts) < n
+		for u, acts := range w.pending {
+			if r, ok := replaced[u]; ok {
+				acts = r
+			}
+			if !slices.ContainsFunc(acts, of) {
+				continue
+			}
+			kept := slices.DeleteFunc(slices.Clone(acts), of)
+			dropped += len(acts) - len(kept)
+			replaced[u] = kept
+			found = true
+		}
+		if !found {
+			unrecord = append(unrecord, id)
+		}
+	}
+	return replaced, dropped, unrecord
+}
+
+// flushRows are the actions a flush writes: the pending ones (with replaced) and the batch's,
+// by user and in stream order, which is the order of the table's key.
+func (w *Worker) flushRows(replaced map[string][]storage.PushAction, acts []storage.PushAction) []storage.PushAction {
+	byUser := map[string][]storage.PushAction{}
+	n := len(acts)
+	for u, p := range w.pending {
+		if r, ok := replaced[u]; ok {
+			p = r
+		}
+		byUser[u] = p
+		n += len(p)
+	}
+	for _, a := range acts {
+		byUser[a.UserID] = append(byUser[a.UserID], a)
+	}
+	users := make([]string, 0, len(byUser))
+	for u := range byUser {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	rows := make([]storage.PushAction, 0, n)
+	for _, u := range users {
+		rows = append(rows, byUser[u]...)
+	}
+	return rows
+}
+
+// withoutDeactivated leaves out the actions of users whose account was deactivated:
+// deactivation deleted their recorded actions (DeleteUserPushActions), and pending ones must
+// not bring any back. The check runs in the flush's transaction, so an action is either
+// written before the account is marked deactivated (and then deleted with the rest, which
+// deactivation does after marking it) or left out.
+func (w *Worker) withoutDeactivated(ctx context.Context, tx *storage.Tx, rows []storage.PushAction) ([]storage.PushAction, error) {
+	var localparts []string
+	for i, a := range rows {
+		if i == 0 || a.UserID != rows[i-1].UserID {
+			localparts = append(localparts, w.localpart(a.UserID))
+		}
+	}
+	gone, err := storage.DeactivatedAmong(ctx, tx, localparts)
+	if err != nil || len(gone) == 0 {
+		return rows, err
+	}
+	return slices.DeleteFunc(rows, func(a storage.PushAction) bool { return gone[w.localpart(a.UserID)] }), nil
+}
+
+// localpart is the localpart of a local user id.
+func (w *Worker) localpart(userID string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(userID, "@"), ":"+w.cfg.ServerName)
+}
