@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // Push actions: what a local user's push rules decided about an event that notifies or
@@ -103,27 +105,95 @@ type UnreadCount struct {
 // UnreadCounts returns a user's unread notifications in rooms, per room and thread (threads
 // without any are left out), counting the actions at stream positions up to upTo: the
 // notification worker adds those after it, which it holds in memory (push/pusher).
+//
+// The read positions are read first (UserReadPositions), so that counting is an index range
+// per room rather than the readPosition subquery per action: with that subquery a /sync cost
+// grew with the number of unread notifications, half of a long-poll's CPU after a thousand
+// (issue 9). Actions are counted after the room's unthreaded receipt; a thread read further
+// (a threaded receipt, the user's own event) then has the actions in between taken off.
 func UnreadCounts(ctx context.Context, r Reader, userID string, rooms []string, upTo int64) ([]UnreadCount, error) {
-	var out []UnreadCount
-	err := eachRowIn(ctx, r, func(in string) string {
-		return `SELECT a.room_id, a.thread_id,
-				SUM(CASE WHEN a.notify THEN 1 ELSE 0 END), SUM(CASE WHEN a.highlight THEN 1 ELSE 0 END)
-			FROM event_push_actions a
-			WHERE a.user_id = $1 AND a.room_id IN (` + in + `) AND a.stream_pos <= $2
-			AND a.stream_pos > ` + readPosition + `
-			GROUP BY a.room_id, a.thread_id`
-	}, []any{userID, upTo}, rooms, func(scan func(...any) error) error {
-		var c UnreadCount
-		if err := scan(&c.RoomID, &c.ThreadID, &c.Notifications, &c.Highlights); err != nil {
-			return err
-		}
-		out = append(out, c)
-		return nil
-	})
+	reads, err := UserReadPositions(ctx, r, userID, rooms)
 	if err != nil {
+		return nil, err
+	}
+	type key struct{ room, thread string }
+	at := map[key]int{}
+	var out []UnreadCount
+	add := func(room, thread string, notifications, highlights int) {
+		i, ok := at[key{room, thread}]
+		if !ok {
+			i = len(out)
+			at[key{room, thread}] = i
+			out = append(out, UnreadCount{RoomID: room, ThreadID: thread})
+		}
+		out[i].Notifications += notifications
+		out[i].Highlights += highlights
+	}
+	// (room, unthreaded read position) for every room, then (room, thread, from, to] for the
+	// threads read further than their room.
+	type span struct {
+		room, thread string
+		from, to     int64
+	}
+	var whole, less []span
+	for _, room := range rooms {
+		from := reads[room][""]
+		whole = append(whole, span{room: room, from: from, to: upTo})
+		for thread, pos := range reads[room] {
+			if thread != "" && pos > from {
+				less = append(less, span{room: room, thread: thread, from: from, to: min(pos, upTo)})
+			}
+		}
+	}
+	count := func(spans []span, threaded bool, sign int) error {
+		const perSpan = 4
+		for chunk := range chunks(spans, (maxInArgs-1)/perSpan) {
+			values := make([]string, len(chunk))
+			args := []any{userID}
+			for i, sp := range chunk {
+				n := 2 + i*perSpan
+				values[i] = fmt.Sprintf("(CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS BIGINT))", n, n+1, n+2, n+3)
+				args = append(args, sp.room, sp.thread, sp.from, sp.to)
+			}
+			cond := ""
+			if threaded {
+				cond = " AND a.thread_id = t.column2"
+			}
+			rows, err := r.Query(ctx, `SELECT a.room_id, a.thread_id,
+					SUM(CASE WHEN a.notify THEN 1 ELSE 0 END), SUM(CASE WHEN a.highlight THEN 1 ELSE 0 END)
+				FROM (VALUES `+strings.Join(values, ", ")+`) AS t
+				JOIN event_push_actions a ON a.user_id = $1 AND a.room_id = t.column1`+cond+`
+					AND a.stream_pos > t.column3 AND a.stream_pos <= t.column4
+				GROUP BY a.room_id, a.thread_id`, args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var (
+					room, thread string
+					n, h         int
+				)
+				if err := rows.Scan(&room, &thread, &n, &h); err != nil {
+					rows.Close()
+					return err
+				}
+				add(room, thread, sign*n, sign*h)
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := count(whole, false, 1); err != nil {
 		return nil, fmt.Errorf("storage: counting unread notifications: %w", err)
 	}
-	return out, nil
+	if err := count(less, true, -1); err != nil {
+		return nil, fmt.Errorf("storage: counting unread notifications: %w", err)
+	}
+	return slices.DeleteFunc(out, func(c UnreadCount) bool { return c.Notifications == 0 && c.Highlights == 0 }), nil
 }
 
 // TotalUnread returns the number of a user's unread notifications across all rooms, the
