@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -362,6 +363,31 @@ func TestSendIdempotent(t *testing.T) {
 		if got := msgBodies(roomEvents(msgs, "chunk")); len(got) != 2 {
 			t.Errorf("messages after retries: %v", got)
 		}
+		// Ten sends at once, committed together by the room server, one of them a retry: the
+		// retry still answers with the first event and fails none of the others.
+		ids := make(chan string, 10)
+		var wg sync.WaitGroup
+		for i := range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p := path
+				if i > 0 {
+					p = v3 + "/rooms/" + esc(room) + "/send/m.room.message/burst-" + fmt.Sprint(i)
+				}
+				r := alice.Must(t, 200, "PUT", p, map[string]any{"msgtype": "m.text", "body": "burst"})
+				ids <- r.Str("event_id")
+			}()
+		}
+		wg.Wait()
+		close(ids)
+		seen := map[string]bool{}
+		for id := range ids {
+			seen[id] = true
+		}
+		if len(seen) != 10 || !seen[first.Str("event_id")] {
+			t.Errorf("burst with a retry: %d distinct ids, first among them: %v", len(seen), seen[first.Str("event_id")])
+		}
 		// The sending device sees its transaction id; others do not.
 		mine := alice.Must(t, 200, "GET", v3+"/rooms/"+esc(room)+"/event/"+esc(first.Str("event_id")), nil)
 		if u, _ := mine.Body["unsigned"].(map[string]any); u["transaction_id"] != "same-txn" {
@@ -370,6 +396,11 @@ func TestSendIdempotent(t *testing.T) {
 		theirs := other.Must(t, 200, "GET", v3+"/rooms/"+esc(room)+"/event/"+esc(first.Str("event_id")), nil)
 		if u, _ := theirs.Body["unsigned"].(map[string]any); u["transaction_id"] != nil {
 			t.Errorf("other device sees the transaction id: %s", theirs.Raw)
+		}
+		// A retry after the sender left the room still gets the first answer.
+		alice.Must(t, 200, "POST", v3+"/rooms/"+esc(room)+"/leave", map[string]any{})
+		if r := alice.Must(t, 200, "PUT", path, map[string]any{"msgtype": "m.text", "body": "one"}); r.Str("event_id") != first.Str("event_id") {
+			t.Errorf("retry after leaving: %s", r.Raw)
 		}
 	})
 }
