@@ -116,6 +116,18 @@ func UnreadCounts(ctx context.Context, r Reader, userID string, rooms []string, 
 	if err != nil {
 		return nil, err
 	}
+	return UnreadCountsAfter(ctx, r, userID, rooms, reads, nil, upTo)
+}
+
+// PushActionDeletions counts the transactions of this process that deleted push actions (a
+// redaction, a purge, a deactivation, pruning): counts kept from before it changed may count
+// actions that are gone.
+func (db *DB) PushActionDeletions() uint64 { return db.pushDeletions.Load() }
+
+// UnreadCountsAfter is UnreadCounts with the user's read positions already read, counting in
+// each room only the actions after floor[room] (0 if absent): the notification worker adds
+// what it counted before (push/pusher).
+func UnreadCountsAfter(ctx context.Context, r Reader, userID string, rooms []string, reads ReadPositions, floor map[string]int64, upTo int64) ([]UnreadCount, error) {
 	type key struct{ room, thread string }
 	at := map[key]int{}
 	var out []UnreadCount
@@ -137,7 +149,7 @@ func UnreadCounts(ctx context.Context, r Reader, userID string, rooms []string, 
 	}
 	var whole, less []span
 	for _, room := range rooms {
-		from := reads[room][""]
+		from := max(reads[room][""], floor[room])
 		whole = append(whole, span{room: room, from: from, to: upTo})
 		for thread, pos := range reads[room] {
 			if thread != "" && pos > from {
@@ -324,6 +336,7 @@ func PushActions(ctx context.Context, r Reader, q NotificationsQuery) ([]PushAct
 // and such a position never changes (only outliers are placed on the timeline later, at
 // negative backfill positions).
 func (tx *Tx) DeletePushActionsOfEvent(ctx context.Context, eventID string) error {
+	tx.pushActionsDeleted = true
 	if _, err := tx.Exec(ctx, `DELETE FROM event_push_actions
 		WHERE stream_pos IN (SELECT stream_pos FROM events WHERE event_id = $1) AND event_id = $1`, eventID); err != nil {
 		return fmt.Errorf("storage: deleting push actions of an event: %w", err)
@@ -334,6 +347,7 @@ func (tx *Tx) DeletePushActionsOfEvent(ctx context.Context, eventID string) erro
 // DeleteUserPushActions forgets every push action of a user, and where they last wrote, for
 // account deactivation.
 func (tx *Tx) DeleteUserPushActions(ctx context.Context, userID string) error {
+	tx.pushActionsDeleted = true
 	for _, table := range []string{"event_push_actions", "event_push_read"} {
 		if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, userID); err != nil {
 			return fmt.Errorf("storage: deleting push actions: %w", err)
@@ -345,6 +359,7 @@ func (tx *Tx) DeleteUserPushActions(ctx context.Context, userID string) error {
 // PrunePushActions deletes the push actions recorded before beforeTS (milliseconds) and
 // returns how many went.
 func (tx *Tx) PrunePushActions(ctx context.Context, beforeTS int64) (int64, error) {
+	tx.pushActionsDeleted = true
 	res, err := tx.Exec(ctx, `DELETE FROM event_push_actions WHERE ts < $1`, beforeTS)
 	if err != nil {
 		return 0, fmt.Errorf("storage: pruning push actions: %w", err)

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 )
 
 // Config says which database to open and how.
@@ -43,6 +44,9 @@ type DB struct {
 	reader *sql.DB
 	// tokens caches the owners of access tokens (tokencache.go).
 	tokens accessTokenCache
+	// pushDeletions counts the committed transactions that deleted push actions
+	// (PushActionDeletions).
+	pushDeletions atomic.Uint64
 }
 
 // Open opens the database cfg names, creating it if needed, and applies pending migrations.

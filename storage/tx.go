@@ -22,6 +22,8 @@ type Tx struct {
 	// tokensChanged: a statement may have revoked access tokens; the token cache is emptied
 	// after the commit (tokencache.go).
 	tokensChanged bool
+	// pushActionsDeleted: push actions were deleted; PushActionDeletions moves after the commit.
+	pushActionsDeleted bool
 }
 
 var _ Reader = (*Tx)(nil)
@@ -74,6 +76,9 @@ func (db *DB) withTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn 
 	if tx.tokensChanged {
 		// Also when the commit failed: whether it took effect may be unknown.
 		db.invalidateAccessTokens()
+	}
+	if tx.pushActionsDeleted {
+		db.pushDeletions.Add(1)
 	}
 	if err != nil {
 		return fmt.Errorf("storage: committing: %w", db.dialect.mapErr(err))

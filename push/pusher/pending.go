@@ -79,40 +79,62 @@ func (w *Worker) pendingOf(userID string) ([]storage.PushAction, int64) {
 }
 
 // UnreadCounts is storage.UnreadCounts with the user's pending actions: /sync's counts.
+//
+// What the database holds is counted once: the counts of a room are kept (countCache) with the
+// read positions and the database position they were counted at, and the next call counts
+// only the actions written since, as long as the user has not read further and no action was
+// deleted. Counting every unread action on every /sync made a long-poll's cost grow with the
+// unread notifications (issue 9).
 func (w *Worker) UnreadCounts(ctx context.Context, userID string, rooms []string) ([]storage.UnreadCount, error) {
 	acts, upTo := w.pendingOf(userID)
-	counts, err := storage.UnreadCounts(ctx, w.cfg.DB, userID, rooms, upTo)
-	if err != nil || len(acts) == 0 {
-		return counts, err
+	gen := w.cfg.DB.PushActionDeletions() // before reading: a deletion after it shows as a change
+	reads, err := storage.UserReadPositions(ctx, w.cfg.DB, userID, rooms)
+	if err != nil {
+		return nil, err
+	}
+	floor, kept := w.counts.lookup(userID, rooms, reads, gen, upTo)
+	delta, err := storage.UnreadCountsAfter(ctx, w.cfg.DB, userID, rooms, reads, floor, upTo)
+	if err != nil {
+		return nil, err
+	}
+	type thread struct{ room, thread string }
+	var counts []storage.UnreadCount
+	at := map[thread]int{}
+	add := func(c storage.UnreadCount) {
+		k := thread{c.RoomID, c.ThreadID}
+		i, ok := at[k]
+		if !ok {
+			i = len(counts)
+			at[k] = i
+			counts = append(counts, storage.UnreadCount{RoomID: c.RoomID, ThreadID: c.ThreadID})
+		}
+		counts[i].Notifications += c.Notifications
+		counts[i].Highlights += c.Highlights
+	}
+	for _, c := range kept {
+		add(c)
+	}
+	for _, c := range delta {
+		add(c)
+	}
+	w.counts.store(userID, rooms, reads, gen, upTo, counts)
+	if len(acts) == 0 {
+		return counts, nil
 	}
 	in := make(map[string]bool, len(rooms))
 	for _, r := range rooms {
 		in[r] = true
 	}
 	acts = slices.DeleteFunc(slices.Clone(acts), func(a storage.PushAction) bool { return !in[a.RoomID] })
-	unread, err := w.unread(ctx, userID, acts)
-	if err != nil {
-		return nil, err
-	}
-	type thread struct{ room, thread string }
-	at := make(map[thread]int, len(counts))
-	for i, c := range counts {
-		at[thread{c.RoomID, c.ThreadID}] = i
-	}
-	for _, a := range unread {
-		k := thread{a.RoomID, a.ThreadID}
-		i, ok := at[k]
-		if !ok {
-			i = len(counts)
-			at[k] = i
-			counts = append(counts, storage.UnreadCount{RoomID: a.RoomID, ThreadID: a.ThreadID})
-		}
+	for _, a := range unreadAfter(acts, reads) {
+		c := storage.UnreadCount{RoomID: a.RoomID, ThreadID: a.ThreadID}
 		if a.Notify {
-			counts[i].Notifications++
+			c.Notifications = 1
 		}
 		if a.Highlight {
-			counts[i].Highlights++
+			c.Highlights = 1
 		}
+		add(c)
 	}
 	return counts, nil
 }
@@ -167,7 +189,12 @@ func (w *Worker) unread(ctx context.Context, userID string, acts []storage.PushA
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(acts, func(a storage.PushAction) bool { return a.StreamPos <= reads.Of(a.RoomID, a.ThreadID) }), nil
+	return unreadAfter(acts, reads), nil
+}
+
+// unreadAfter keeps the actions after the read positions of their threads.
+func unreadAfter(acts []storage.PushAction, reads storage.ReadPositions) []storage.PushAction {
+	return slices.DeleteFunc(acts, func(a storage.PushAction) bool { return a.StreamPos <= reads.Of(a.RoomID, a.ThreadID) })
 }
 
 // flushDue says whether the pending actions must be written with this batch.

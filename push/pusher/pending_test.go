@@ -378,3 +378,57 @@ func TestRunFlushesAndResumes(t *testing.T) {
 		}
 	})
 }
+
+// Counts kept between /syncs (countcache.go) follow new actions, receipts, own events and
+// redactions as a fresh count does.
+func TestKeptCountsMatchFreshCounts(t *testing.T) {
+	storagetest.ForEachBackend(t, func(t *testing.T, db *storage.DB) {
+		e := newPendingEnv(t, db)
+		w := e.worker()
+		check := func(when string) {
+			t.Helper()
+			kept := e.count(w, bob)
+			fresh, err := storage.UnreadCounts(e.ctx, db, bob, []string{e.room}, math.MaxInt64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, c := range fresh {
+				n += c.Notifications
+			}
+			// Everything is flushed before each check, so the database holds every action.
+			if kept != n {
+				t.Fatalf("%s: kept count %d, fresh count %d", when, kept, n)
+			}
+		}
+		sendFlush := func(sender, body string) string {
+			id := e.send(sender, body)
+			e.step(w, true)
+			return id
+		}
+		m1 := sendFlush(alice, "one")
+		check("one action")
+		sendFlush(alice, "two")
+		check("two actions")
+		if n := e.count(w, bob); n != 2 {
+			t.Fatalf("bob's count: %d, want 2", n)
+		}
+		err := db.WithTx(e.ctx, func(tx *storage.Tx) error {
+			_, err := tx.UpsertReceipt(e.ctx, storage.Receipt{RoomID: e.room, UserID: bob, Type: "m.read", EventID: m1})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("after a receipt")
+		m3 := sendFlush(alice, "three")
+		check("a new action after the receipt")
+		e.redact(alice, m3)
+		check("after a redaction") // the room server deleted the action: the kept count is stale
+		sendFlush(bob, "bob writes")
+		check("after bob's own event")
+		if n := e.count(w, bob); n != 0 {
+			t.Fatalf("bob's count after he wrote: %d", n)
+		}
+	})
+}

@@ -129,6 +129,9 @@ type Worker struct {
 	nPending     int
 	pendingSince time.Time
 
+	// counts keeps the database's unread counts between /syncs (countcache.go).
+	counts countCache
+
 	deliver *delivery
 	// badges sends counts-only notifications when a user reads (badge.go).
 	badges *badges
