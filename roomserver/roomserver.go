@@ -95,6 +95,10 @@ type Server struct {
 
 	// searchMu lets one search indexer batch run at a time (search_indexer.go).
 	searchMu sync.Mutex
+
+	// histories caches users' history visibility state at snapshots (visibility.go).
+	histMu    sync.Mutex
+	histories map[historyKey]historyState
 }
 
 // New returns a room server storing rooms in db and signing events as serverName with key.

@@ -69,7 +69,7 @@ func (s *Server) visibleEvents(ctx context.Context, evs []*event.Event, p visibi
 			}
 			before, ok := bySnap[rec.StateBefore]
 			if !ok {
-				if before, err = historyStateAt(ctx, r, rec.StateBefore, p); err != nil {
+				if before, err = s.historyStateAt(ctx, r, rec.StateBefore, p); err != nil {
 					return err
 				}
 				bySnap[rec.StateBefore] = before
@@ -85,6 +85,43 @@ func (s *Server) visibleEvents(ctx context.Context, evs []*event.Event, p visibi
 		return nil
 	})
 	return out, err
+}
+
+// maxHistoryStates bounds Server.histories; past it the cache starts over.
+const maxHistoryStates = 50_000
+
+// historyStateAt is the package's historyStateAt, kept for user viewers: a snapshot never
+// changes once committed, and a redaction keeps both the history visibility and the
+// membership of the events it reads, so a user's historyState at a snapshot is read once. A
+// /sync read it for every new event's snapshot, two queries each (issue 9).
+func (s *Server) historyStateAt(ctx context.Context, r storage.Reader, snap storage.SnapshotNID, p visibilityPolicy) (historyState, error) {
+	u, isUser := p.(*userVisibility)
+	if !isUser {
+		return historyStateAt(ctx, r, snap, p)
+	}
+	key := historyKey{snap: snap, user: u.userID}
+	s.histMu.Lock()
+	st, ok := s.histories[key]
+	s.histMu.Unlock()
+	if ok {
+		return st, nil
+	}
+	st, err := historyStateAt(ctx, r, snap, p)
+	if err != nil {
+		return st, err
+	}
+	s.histMu.Lock()
+	if s.histories == nil || len(s.histories) >= maxHistoryStates {
+		s.histories = map[historyKey]historyState{}
+	}
+	s.histories[key] = st
+	s.histMu.Unlock()
+	return st, nil
+}
+
+type historyKey struct {
+	snap storage.SnapshotNID
+	user string
 }
 
 // historyStateAt reads the state p cares about at a snapshot. With no history visibility event
