@@ -362,31 +362,26 @@ func (s *Server) commitQueued(ctx context.Context, slot *roomSlot, roomID string
 	if len(batch) == 0 {
 		return
 	}
-	if err := s.commitSends(ctx, slot, roomID, batch); err == nil || len(batch) == 1 {
+	accepted, err := s.commitSends(ctx, slot, roomID, batch)
+	if err == nil || len(batch) == 1 {
 		return
 	}
-	for _, r := range batch {
-		if r.ev != nil {
-			_ = s.commitSends(ctx, slot, roomID, []*sendReq{r})
-		}
+	for _, r := range accepted {
+		_, _ = s.commitSends(ctx, slot, roomID, []*sendReq{r})
 	}
 }
 
 // commitSends builds the events of reqs over the room's state and commits those the auth rules
-// allow in one transaction, setting each request's outcome.
-func (s *Server) commitSends(ctx context.Context, slot *roomSlot, roomID string, reqs []*sendReq) error {
-	fail := func(err error) error {
+// allow (accepted) in one transaction, setting each request's outcome.
+func (s *Server) commitSends(ctx context.Context, slot *roomSlot, roomID string, reqs []*sendReq) (accepted []*sendReq, err error) {
+	rs, err := s.loadRoom(ctx, slot, roomID)
+	if err != nil {
 		for _, r := range reqs {
 			r.ev, r.err = nil, err
 		}
-		return err
-	}
-	rs, err := s.loadRoom(ctx, slot, roomID)
-	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	w := newWork(rs)
-	var accepted []*sendReq
 	for _, r := range reqs {
 		r.ev, r.err = s.addLocal(ctx, w, r.p)
 		if r.err == nil {
@@ -394,7 +389,7 @@ func (s *Server) commitSends(ctx context.Context, slot *roomSlot, roomID string,
 		}
 	}
 	if len(accepted) == 0 {
-		return nil
+		return nil, nil
 	}
 	w.also = func(ctx context.Context, tx *storage.Tx) error {
 		for _, r := range accepted {
@@ -408,11 +403,11 @@ func (s *Server) commitSends(ctx context.Context, slot *roomSlot, roomID string,
 	}
 	if err := s.commit(ctx, w); err != nil {
 		for _, r := range accepted {
-			r.err = err
+			r.ev, r.err = nil, err
 		}
-		return err
+		return accepted, err
 	}
-	return nil
+	return accepted, nil
 }
 
 // withRoom runs fn with the room locked and loaded, then commits what fn staged.
