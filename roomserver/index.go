@@ -14,7 +14,9 @@ import (
 // indexed). unindexEvent runs in the transaction that prunes an event's content because of a
 // redaction. So no derived table ever holds what the events no longer do, and each index is
 // one function call here, whichever path (local input, remote input, join, outlier) stored
-// the event.
+// the event. The one exception is the text of timeline events for full-text search, which the
+// search indexer adds after the commit, in batches (search_indexer.go): a redaction then
+// either comes first, and the indexer reads the pruned event, or removes what it added.
 
 // indexEvent indexes ev, stored in room as nid at stream position pos (0 for an outlier). It is
 // called once per event, in the transaction that inserted it under the fresh nid: the indexes
