@@ -7,6 +7,9 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"myelin/keys"
 	"myelin/mxhttp"
@@ -294,4 +297,37 @@ func (a *API) redact(r *http.Request, who Requester) (mxhttp.Response, error) {
 	return a.withTxn(ctx, who, "redact/"+roomID+"/"+eventID, txnID, false, func(roomserver.AlsoInTx) (*event.Event, error) {
 		return a.cfg.Rooms.Redact(ctx, roomID, who.UserID, eventID, req.Reason)
 	})
+}
+
+// TxnRetention is how long a transaction id is kept: long enough for any client's retries
+// and its own echo, as Synapse keeps them, not long enough to become a record of which device
+// sent what.
+const TxnRetention = 24 * time.Hour
+
+// txnPruneInterval is how often expired transaction ids are deleted.
+const txnPruneInterval = time.Hour
+
+// RunTxnRetention deletes transaction ids older than TxnRetention every hour until ctx ends.
+func RunTxnRetention(ctx context.Context, db *storage.DB, log *logrus.Entry) {
+	t := time.NewTicker(txnPruneInterval)
+	defer t.Stop()
+	for {
+		var n int64
+		err := db.WithTx(ctx, func(tx *storage.Tx) error {
+			var err error
+			n, err = tx.PruneClientTxns(ctx, time.Now().Add(-TxnRetention).UnixMilli())
+			return err
+		})
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.WithError(err).Warn("could not delete expired transaction ids")
+		case n > 0:
+			log.WithField("count", n).Debug("deleted expired transaction ids")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -98,6 +99,23 @@ func TestClientTxns(t *testing.T) {
 		ids, err := storage.TransactionIDs(ctx, db, "alice", "DEV", []string{"$e1", "$e2"})
 		if err != nil || len(ids) != 1 || ids["$e1"] != "t1" {
 			t.Fatalf("TransactionIDs: %v %v", ids, err)
+		}
+		// Old transaction ids are pruned; newer ones stay.
+		newer := txn
+		newer.TxnID, newer.EventID, newer.CreatedTS = "t2", "$e2", 100
+		withTx(t, db, func(ctx context.Context, tx *storage.Tx) error { return tx.InsertClientTxn(ctx, newer) })
+		withTx(t, db, func(ctx context.Context, tx *storage.Tx) error {
+			n, err := tx.PruneClientTxns(ctx, 50)
+			if err == nil && n != 1 {
+				err = fmt.Errorf("pruned %d, want 1", n)
+			}
+			return err
+		})
+		if _, err := storage.ClientTxnEvent(ctx, db, "alice", "DEV", txn.Endpoint, "t1"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("after pruning: %v", err)
+		}
+		if id, err := storage.ClientTxnEvent(ctx, db, "alice", "DEV", txn.Endpoint, "t2"); err != nil || id != "$e2" {
+			t.Fatalf("the newer one after pruning: %q %v", id, err)
 		}
 		// Transaction ids go with their device.
 		withTx(t, db, func(ctx context.Context, tx *storage.Tx) error {

@@ -65,3 +65,15 @@ func TransactionIDs(ctx context.Context, r Reader, localpart, deviceID string, e
 	}
 	return out, nil
 }
+
+// PruneClientTxns forgets the transaction ids recorded before beforeTS (milliseconds) and
+// returns how many went. A transaction id is kept for retries and for the sender's own echo
+// (unsigned.transaction_id), both a matter of minutes; kept longer it would only record which
+// device sent which event.
+func (tx *Tx) PruneClientTxns(ctx context.Context, beforeTS int64) (int64, error) {
+	res, err := tx.Exec(ctx, `DELETE FROM client_txns WHERE created_ts < $1`, beforeTS)
+	if err != nil {
+		return 0, fmt.Errorf("storage: pruning transaction ids: %w", err)
+	}
+	return res.RowsAffected()
+}

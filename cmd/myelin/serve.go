@@ -219,6 +219,7 @@ func openServer(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*se
 	}
 	go mediaRepo.Run(ctx)
 	go clientapi.RunReportRetention(ctx, db, cfg.Reports.Retention, log)
+	go clientapi.RunTxnRetention(ctx, db, log) // transaction ids: 24 hours
 	go rooms.RunSearchIndexer(ctx, log.WithField("component", "search-indexer"))
 	// Message retention (retention, m.room.retention): old message bodies are purged.
 	go rooms.RunRetention(ctx, roomserver.RetentionPolicy{
