@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // The end-to-end encryption key store's tables (migration 0006). These functions know columns,
@@ -72,26 +73,59 @@ type OneTimeKey struct {
 	FallbackKeyIsUsed bool  // only for fallback keys: handed out since uploaded
 }
 
-// InsertOneTimeKey stores an unclaimed one-time key. When the device already has an unclaimed
-// key by that name it stores nothing and returns that key's JSON, for the caller to compare.
-func (tx *Tx) InsertOneTimeKey(ctx context.Context, k OneTimeKey) (existing []byte, err error) {
-	res, err := tx.Exec(ctx, `INSERT INTO e2e_one_time_keys (user_id, device_id, algorithm, key_id, key_json, upload_pos)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
-		k.UserID, k.DeviceID, k.Algorithm, k.KeyID, string(k.KeyJSON), k.UploadPos)
-	if err != nil {
-		return nil, fmt.Errorf("storage: storing one-time key: %w", err)
+// InsertOneTimeKeys stores unclaimed one-time keys of one device, in as few statements as the
+// argument limit allows. Where the device already has an unclaimed key by a name it stores
+// nothing and returns that key's JSON in existing (by algorithm and key id), for the caller to
+// compare. One statement rather than one per key: on PostgreSQL an upload holds its stream
+// positions' row locks until it commits, so each round trip inside it delayed every other
+// upload (issue 9).
+func (tx *Tx) InsertOneTimeKeys(ctx context.Context, keys []OneTimeKey) (existing map[[2]string][]byte, err error) {
+	const perKey = 6
+	inserted := map[[2]string]bool{}
+	for chunk := range chunks(keys, maxInArgs/perKey) {
+		values := make([]string, len(chunk))
+		args := make([]any, 0, perKey*len(chunk))
+		for i, k := range chunk {
+			values[i] = "(" + placeholders(1+i*perKey, perKey) + ")"
+			args = append(args, k.UserID, k.DeviceID, k.Algorithm, k.KeyID, string(k.KeyJSON), k.UploadPos)
+		}
+		rows, err := tx.Query(ctx, `INSERT INTO e2e_one_time_keys (user_id, device_id, algorithm, key_id, key_json, upload_pos)
+			VALUES `+strings.Join(values, ", ")+` ON CONFLICT DO NOTHING RETURNING algorithm, key_id`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("storage: storing one-time keys: %w", err)
+		}
+		for rows.Next() {
+			var alg, id string
+			if err := rows.Scan(&alg, &id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("storage: storing one-time keys: %w", err)
+			}
+			inserted[[2]string{alg, id}] = true
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("storage: storing one-time keys: %w", err)
+		}
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		return nil, nil
+	for _, k := range keys {
+		name := [2]string{k.Algorithm, k.KeyID}
+		if inserted[name] {
+			continue
+		}
+		var js string
+		err = tx.QueryRow(ctx, `SELECT key_json FROM e2e_one_time_keys
+			WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 AND key_id = $4`,
+			k.UserID, k.DeviceID, k.Algorithm, k.KeyID).Scan(&js)
+		if err != nil {
+			return nil, fmt.Errorf("storage: reading one-time key: %w", err)
+		}
+		if existing == nil {
+			existing = map[[2]string][]byte{}
+		}
+		existing[name] = []byte(js)
 	}
-	var js string
-	err = tx.QueryRow(ctx, `SELECT key_json FROM e2e_one_time_keys
-		WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 AND key_id = $4`,
-		k.UserID, k.DeviceID, k.Algorithm, k.KeyID).Scan(&js)
-	if err != nil {
-		return nil, fmt.Errorf("storage: reading one-time key: %w", err)
-	}
-	return []byte(js), nil
+	return existing, nil
 }
 
 // OneTimeKeyCounts returns the number of unclaimed one-time keys of a device per algorithm.

@@ -80,13 +80,15 @@ func (s *Store) Upload(ctx context.Context, userID, deviceID string, up Upload) 
 			if err != nil {
 				return err
 			}
+			for i := range otks {
+				otks[i].UploadPos = pos
+			}
+			existing, err := tx.InsertOneTimeKeys(ctx, otks)
+			if err != nil {
+				return err
+			}
 			for _, k := range otks {
-				k.UploadPos = pos
-				existing, err := tx.InsertOneTimeKey(ctx, k)
-				if err != nil {
-					return err
-				}
-				if existing != nil && string(existing) != string(k.KeyJSON) {
+				if old, ok := existing[[2]string{k.Algorithm, k.KeyID}]; ok && string(old) != string(k.KeyJSON) {
 					return fail(ErrInvalidParam, "one-time key %s:%s already exists with different contents", k.Algorithm, k.KeyID)
 				}
 			}

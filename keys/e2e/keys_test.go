@@ -49,6 +49,17 @@ func TestUploadQueryClaim(t *testing.T) {
 		}}); errKind(err) != "M_INVALID_PARAM" {
 			t.Fatalf("conflicting re-upload: %v, want M_INVALID_PARAM", err)
 		}
+		// A conflict among new keys refuses the whole upload: none of them is stored.
+		if _, err := s.Upload(ctx, alice.user, alice.id, e2e.Upload{OneTimeKeys: map[string]json.RawMessage{
+			"signed_curve25519:n1": alice.otk(t, 4, false),
+			"signed_curve25519:k1": alice.otk(t, 9, false),
+			"signed_curve25519:n2": alice.otk(t, 5, false),
+		}}); errKind(err) != "M_INVALID_PARAM" {
+			t.Fatalf("upload with a conflict among new keys: %v, want M_INVALID_PARAM", err)
+		}
+		if counts, err := s.Upload(ctx, alice.user, alice.id, e2e.Upload{}); err != nil || counts["signed_curve25519"] != 3 {
+			t.Fatalf("counts after the refused upload: %v %v, want 3", counts, err)
+		}
 
 		q, err := s.Query(ctx, uid("bob"), map[string][]string{uid("alice"): nil, "@carol:remote.test": nil, uid("nobody"): nil})
 		if err != nil {
