@@ -168,20 +168,28 @@ const reportRetentionInterval = time.Hour
 // RunReportRetention deletes content reports older than retention, now and every hour, until
 // ctx ends.
 func RunReportRetention(ctx context.Context, db *storage.DB, retention time.Duration, log *logrus.Entry) {
-	t := time.NewTicker(reportRetentionInterval)
+	prunePeriodically(ctx, db, reportRetentionInterval, "content reports", log, func(tx *storage.Tx) (int64, error) {
+		return tx.DeleteContentReportsBefore(ctx, time.Now().Add(-retention).UnixMilli())
+	})
+}
+
+// prunePeriodically runs prune in a transaction now and every interval until ctx ends, and
+// logs how many of what it deleted.
+func prunePeriodically(ctx context.Context, db *storage.DB, interval time.Duration, what string, log *logrus.Entry, prune func(tx *storage.Tx) (int64, error)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		var n int64
 		err := db.WithTx(ctx, func(tx *storage.Tx) error {
 			var err error
-			n, err = tx.DeleteContentReportsBefore(ctx, time.Now().Add(-retention).UnixMilli())
+			n, err = prune(tx)
 			return err
 		})
 		switch {
 		case err != nil && ctx.Err() == nil:
-			log.WithError(err).Warn("could not delete expired content reports")
+			log.WithError(err).Warn("could not delete expired " + what)
 		case n > 0:
-			log.WithField("count", n).Info("deleted expired content reports")
+			log.WithField("count", n).Info("deleted expired " + what)
 		}
 		select {
 		case <-ctx.Done():

@@ -307,27 +307,10 @@ const TxnRetention = 24 * time.Hour
 // txnPruneInterval is how often expired transaction ids are deleted.
 const txnPruneInterval = time.Hour
 
-// RunTxnRetention deletes transaction ids older than TxnRetention every hour until ctx ends.
+// RunTxnRetention deletes transaction ids older than TxnRetention, now and every hour, until
+// ctx ends.
 func RunTxnRetention(ctx context.Context, db *storage.DB, log *logrus.Entry) {
-	t := time.NewTicker(txnPruneInterval)
-	defer t.Stop()
-	for {
-		var n int64
-		err := db.WithTx(ctx, func(tx *storage.Tx) error {
-			var err error
-			n, err = tx.PruneClientTxns(ctx, time.Now().Add(-TxnRetention).UnixMilli())
-			return err
-		})
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.WithError(err).Warn("could not delete expired transaction ids")
-		case n > 0:
-			log.WithField("count", n).Debug("deleted expired transaction ids")
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	prunePeriodically(ctx, db, txnPruneInterval, "transaction ids", log, func(tx *storage.Tx) (int64, error) {
+		return tx.PruneClientTxns(ctx, time.Now().Add(-TxnRetention).UnixMilli())
+	})
 }
