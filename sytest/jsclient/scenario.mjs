@@ -367,9 +367,10 @@ async function main() {
                 },
             });
             assert(await crypto.isCrossSigningReady(), "bob's cross-signing is not ready after bootstrap");
-            assert(
-                await alice.client.getCrypto().userHasCrossSigningKeys(bob.userId, true),
-                "alice's SDK finds no cross-signing keys for bob",
+            // Alice tracks bob, so her SDK answers from its cache: it learns of his new keys from
+            // the device list change in her next sync and the /keys/query that follows.
+            await until("alice's SDK to find bob's cross-signing keys", () =>
+                alice.client.getCrypto().userHasCrossSigningKeys(bob.userId, true),
             );
             // Bob's device signed by his self-signing key reaches alice through /keys/query after
             // the device list change in her sync.
