@@ -511,7 +511,7 @@ func (s *Server) commitRemote(ctx context.Context, rs *roomState, ev *event.Even
 	rs.snapshot = currentSnap
 	rs.extremities = newExt
 	rs.dropRedactedBodies(redacted)
-	s.notify(NewEvent{RoomID: rs.id, Event: ev, StreamPos: pos})
+	s.notify(NewEvent{RoomID: rs.id, Event: ev, StreamPos: pos, RoomNID: rs.nid})
 	return nil
 }
 

@@ -532,7 +532,7 @@ func (s *Server) importJoinedRoom(ctx context.Context, slot *roomSlot, v event.R
 	s.roomVersions[roomNID] = v
 	s.mu.Unlock()
 	slot.state = nil // read afresh from storage by the next writer
-	s.notify(NewEvent{RoomID: roomID, Event: join, StreamPos: pos})
+	s.notify(NewEvent{RoomID: roomID, Event: join, StreamPos: pos, RoomNID: roomNID})
 	return nil
 }
 

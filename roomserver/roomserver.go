@@ -69,9 +69,10 @@ type NewEvent struct {
 	RoomID    string
 	Event     *event.Event
 	StreamPos int64
-	// RoomNID is the room's id in storage where the notifier knows it (local input), else 0:
-	// it lets a subscriber keep per-room state without a query (the federation sender skips
-	// waking up for rooms without other servers).
+	// RoomNID is the room's id in storage: it lets a subscriber keep per-room state without a
+	// query (the federation sender skips waking up for rooms without other servers). It is 0
+	// only for an invite to a room this server is not in (ReceiveInvite), which is kept apart
+	// from the room events: its stream position is not one of an event of the events table.
 	RoomNID storage.RoomNID
 }
 

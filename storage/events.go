@@ -300,6 +300,26 @@ func chunks[T any](s []T, n int) func(func([]T) bool) {
 	}
 }
 
+// maxRowsPerInsert bounds the rows of one multi-row INSERT (binaryChunks).
+const maxRowsPerInsert = 64
+
+// binaryChunks is chunks for multi-row statements: it yields chunks of max rows (a power of two),
+// then the rest in chunks of decreasing powers of two. Every statement text is one of a few, so
+// each is prepared once and kept in the connection's statement cache, where chunks of every
+// size would compile a new statement for almost every call.
+func binaryChunks[T any](s []T, max int) func(func([]T) bool) {
+	return func(yield func([]T) bool) {
+		for n := max; len(s) > 0; n /= 2 {
+			for len(s) >= n {
+				if !yield(s[:n]) {
+					return
+				}
+				s = s[n:]
+			}
+		}
+	}
+}
+
 func anys[T any](s []T) []any {
 	out := make([]any, len(s))
 	for i, v := range s {

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -138,6 +139,30 @@ func TestEmbeddedMigrationsLoad(t *testing.T) {
 		}
 		if len(ms) == 0 || ms[0].version != 1 {
 			t.Fatalf("%v: first migration is not 0001", d)
+		}
+	}
+}
+
+func TestBinaryChunks(t *testing.T) {
+	for n := range 200 {
+		s := make([]int, n)
+		for i := range s {
+			s[i] = i
+		}
+		var got []int
+		sizes := map[int]bool{}
+		for c := range binaryChunks(s, 64) {
+			if len(c) == 0 || len(c) > 64 || len(c)&(len(c)-1) != 0 {
+				t.Fatalf("n=%d: chunk of %d rows", n, len(c))
+			}
+			sizes[len(c)] = true
+			got = append(got, c...)
+		}
+		if !slices.Equal(got, s) {
+			t.Fatalf("n=%d: chunks joined give %v", n, got)
+		}
+		if len(sizes) > 7 {
+			t.Fatalf("n=%d: %d sizes", n, len(sizes))
 		}
 	}
 }

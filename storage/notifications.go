@@ -61,11 +61,17 @@ func (tx *Tx) SetOwnEventRead(ctx context.Context, userID, roomID, threadID stri
 // is the same user and stream position: the table's key, see migration 0022) is left as it
 // is, so that evaluating an event twice never counts it twice.
 func (tx *Tx) InsertPushActions(ctx context.Context, acts []PushAction) error {
-	for _, a := range acts {
+	const perRow = 9
+	for chunk := range binaryChunks(acts, maxRowsPerInsert) {
+		values := make([]string, len(chunk))
+		args := make([]any, 0, perRow*len(chunk))
+		for i, a := range chunk {
+			values[i] = "(" + placeholders(1+i*perRow, perRow) + ")"
+			args = append(args, a.UserID, a.RoomID, a.EventID, a.StreamPos, a.ThreadID, a.Notify, a.Highlight, string(a.Actions), a.TS)
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO event_push_actions
 			(user_id, room_id, event_id, stream_pos, thread_id, notify, highlight, actions, ts)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (user_id, stream_pos) DO NOTHING`,
-			a.UserID, a.RoomID, a.EventID, a.StreamPos, a.ThreadID, a.Notify, a.Highlight, string(a.Actions), a.TS)
+			VALUES `+strings.Join(values, ", ")+` ON CONFLICT (user_id, stream_pos) DO NOTHING`, args...)
 		if err != nil {
 			return fmt.Errorf("storage: recording push actions: %w", err)
 		}

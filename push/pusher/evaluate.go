@@ -66,23 +66,23 @@ type batch struct {
 // (commit, pending.go). A batch with nothing to write moves the position in memory only. With
 // skipFailing, an event whose evaluation fails is logged and skipped.
 func (w *Worker) processBatch(ctx context.Context, pos int64, asked, skipFailing bool) (int64, error) {
-	recs, err := storage.TimelineEventsAfter(ctx, w.cfg.DB, pos, feedBatch)
+	items, err := w.next(ctx, pos)
 	if err != nil {
 		return pos, err
 	}
 	b := &batch{next: pos, ignored: ignoreLists{}}
-	for _, rec := range recs {
-		err := w.evaluate(ctx, rec, b)
+	for _, it := range items {
+		err := w.evaluate(ctx, it, b)
 		if err != nil && skipFailing && ctx.Err() == nil {
-			w.log.WithError(err).WithField("event_id", rec.EventID).Error("skipping an event whose push rules cannot be evaluated")
+			w.log.WithError(err).WithField("event_id", it.id()).Error("skipping an event whose push rules cannot be evaluated")
 			continue
 		}
 		if err != nil {
-			return pos, fmt.Errorf("event %s: %w", rec.EventID, err)
+			return pos, fmt.Errorf("event %s: %w", it.id(), err)
 		}
 	}
-	if len(recs) > 0 {
-		b.next = recs[len(recs)-1].StreamPos
+	if len(items) > 0 {
+		b.next = items[len(items)-1].pos
 	}
 	if err := w.findRedacted(ctx, b); err != nil {
 		return pos, err
@@ -102,20 +102,22 @@ type ownRead struct {
 // evaluate decides, for each local member of the event's room other than its sender, whether
 // the event notifies them; and, for a local sender, that they have read up to it. It adds what
 // it found to b.
-func (w *Worker) evaluate(ctx context.Context, rec storage.EventRecord, b *batch) error {
-	if rec.Rejected || rec.SoftFailed || rec.JSON == nil {
-		return nil
+func (w *Worker) evaluate(ctx context.Context, it feedItem, b *batch) error {
+	if it.ev == nil && (it.rec.Rejected || it.rec.SoftFailed || it.rec.JSON == nil) {
+		return nil // announced events are all on the timeline
 	}
-	if rec.StateKey != nil {
-		delete(w.rooms, rec.Room) // who is in the room, their names or power may change here
+	if it.ev != nil && it.ev.StateKey() != nil || it.ev == nil && it.rec.StateKey != nil {
+		delete(w.rooms, it.room) // who is in the room, their names or power may change here
 	}
-	rc, err := w.roomContext(ctx, rec.Room)
+	rc, err := w.roomContext(ctx, it.room)
 	if err != nil {
 		return err
 	}
-	ev, err := event.Parse(rec.JSON, rc.version)
-	if err != nil {
-		return fmt.Errorf("parsing: %w", err)
+	ev := it.ev
+	if ev == nil {
+		if ev, err = event.Parse(it.rec.JSON, rc.version); err != nil {
+			return fmt.Errorf("parsing: %w", err)
+		}
 	}
 	var (
 		read     *ownRead
@@ -125,9 +127,9 @@ func (w *Worker) evaluate(ctx context.Context, rec storage.EventRecord, b *batch
 		if threadID, err = w.threadOf(ctx, ev); err != nil {
 			return err
 		}
-		read = &ownRead{userID: ev.Sender(), roomID: rc.roomID, threadID: threadID, pos: rec.StreamPos}
+		read = &ownRead{userID: ev.Sender(), roomID: rc.roomID, threadID: threadID, pos: it.pos}
 	}
-	acts, err := w.actions(ctx, rc, ev, rec.StreamPos, threadID, b.ignored)
+	acts, err := w.actions(ctx, rc, ev, it.pos, threadID, b.ignored)
 	if err != nil {
 		return err
 	}

@@ -102,6 +102,9 @@ type Worker struct {
 	log *logrus.Entry
 
 	newEvents chan struct{}
+	// feed holds the room server's announcements not yet evaluated, by position (feed.go).
+	feedMu sync.Mutex
+	feed   map[int64]roomserver.NewEvent
 	// rooms caches what evaluation needs to know of a room; used only by the feed goroutine.
 	rooms map[storage.RoomNID]*roomContext
 
@@ -158,6 +161,7 @@ func New(cfg Config, log *logrus.Entry) *Worker {
 		cfg:       cfg,
 		log:       log.WithField("component", "pusher"),
 		newEvents: make(chan struct{}, 1),
+		feed:      map[int64]roomserver.NewEvent{},
 		rooms:     map[storage.RoomNID]*roomContext{},
 		flushReq:  make(chan chan error),
 		progress:  make(chan struct{}),
@@ -167,15 +171,6 @@ func New(cfg Config, log *logrus.Entry) *Worker {
 	w.deliver = newDelivery(w)
 	w.badges = newBadges(w)
 	return w
-}
-
-// OnNewEvent is the room server subscription: it only signals the worker, which reads the
-// event from the stream.
-func (w *Worker) OnNewEvent(roomserver.NewEvent) {
-	select {
-	case w.newEvents <- struct{}{}:
-	default:
-	}
 }
 
 // PusherChanged tells the worker that a user's pushers changed, so that delivery to a new
