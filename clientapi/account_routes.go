@@ -11,7 +11,7 @@ import (
 // accountRoutes registers the account and authentication endpoints.
 func (a *API) accountRoutes(r *mux.Router) {
 	handle := func(path string, h mxhttp.HandlerFunc, methods ...string) {
-		r.Handle("/_matrix/client/v3"+path, mxhttp.Handle(h)).Methods(methods...)
+		mxhttp.Route(r, "/_matrix/client/v3"+path).Handler(mxhttp.Handle(h)).Methods(methods...)
 	}
 	handle("/login", a.loginFlows, http.MethodGet)
 	handle("/login", a.login, http.MethodPost)
@@ -30,6 +30,6 @@ func (a *API) accountRoutes(r *mux.Router) {
 	handle("/delete_devices", a.authed(a.deleteDevices), http.MethodPost)
 	handle("/capabilities", a.authed(a.capabilities), http.MethodGet)
 
-	r.Handle("/_matrix/client/v1/register/m.login.registration_token/validity",
+	mxhttp.Route(r, "/_matrix/client/v1/register/m.login.registration_token/validity").Handler(
 		mxhttp.Handle(a.registrationTokenValidity)).Methods(http.MethodGet)
 }

@@ -229,7 +229,7 @@ func globMatch(pattern, s string) bool {
 // filterRoutes registers the filter endpoints.
 func (a *API) filterRoutes(r *mux.Router) {
 	handle := func(path string, h mxhttp.HandlerFunc, methods ...string) {
-		r.Handle("/_matrix/client/v3"+path, mxhttp.Handle(h)).Methods(methods...)
+		mxhttp.Route(r, "/_matrix/client/v3"+path).Handler(mxhttp.Handle(h)).Methods(methods...)
 	}
 	handle("/user/{userId}/filter", a.authed(a.postFilter), http.MethodPost)
 	handle("/user/{userId}/filter/{filterId}", a.authed(a.getFilter), http.MethodGet)

@@ -24,7 +24,7 @@ func (a *API) e2eRoutes(r *mux.Router) {
 	}
 	h := &e2eHandlers{API: a, store: store}
 	handle := func(path string, fn authedFunc, methods ...string) {
-		r.Handle("/_matrix/client/v3"+path, mxhttp.Handle(a.authed(fn))).Methods(methods...)
+		mxhttp.Route(r, "/_matrix/client/v3"+path).Handler(mxhttp.Handle(a.authed(fn))).Methods(methods...)
 	}
 	handle("/keys/upload", h.upload, http.MethodPost)
 	handle("/keys/query", h.query, http.MethodPost)

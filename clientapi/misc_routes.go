@@ -14,13 +14,13 @@ import (
 func (a *API) miscRoutes(r *mux.Router) {
 	const get, put, post, del = http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete
 	v3 := func(path string, h authedFunc, methods ...string) {
-		r.Handle("/_matrix/client/v3"+path, mxhttp.Handle(a.authed(h))).Methods(methods...)
+		mxhttp.Route(r, "/_matrix/client/v3"+path).Handler(mxhttp.Handle(a.authed(h))).Methods(methods...)
 	}
 	v1 := func(path string, h authedFunc, methods ...string) {
-		r.Handle("/_matrix/client/v1"+path, mxhttp.Handle(a.authed(h))).Methods(methods...)
+		mxhttp.Route(r, "/_matrix/client/v1"+path).Handler(mxhttp.Handle(a.authed(h))).Methods(methods...)
 	}
 	open := func(path string, h mxhttp.HandlerFunc, methods ...string) {
-		r.Handle(path, mxhttp.Handle(h)).Methods(methods...)
+		mxhttp.Route(r, path).Handler(mxhttp.Handle(h)).Methods(methods...)
 	}
 
 	v3("/user/{userId}/rooms/{roomId}/tags", a.getTags, get)

@@ -76,10 +76,10 @@ const (
 
 func (a *API) notificationRoutes(r *mux.Router) {
 	if a.cfg.Rooms != nil {
-		r.Handle("/_matrix/client/v3/notifications", mxhttp.Handle(a.authed(a.getNotifications))).Methods(http.MethodGet)
+		mxhttp.Route(r, "/_matrix/client/v3/notifications").Handler(mxhttp.Handle(a.authed(a.getNotifications))).Methods(http.MethodGet)
 	}
-	r.Handle("/_matrix/client/v3/pushers", mxhttp.Handle(a.authed(a.getPushers))).Methods(http.MethodGet)
-	r.Handle("/_matrix/client/v3/pushers/set", mxhttp.Handle(a.authed(a.setPusher))).Methods(http.MethodPost)
+	mxhttp.Route(r, "/_matrix/client/v3/pushers").Handler(mxhttp.Handle(a.authed(a.getPushers))).Methods(http.MethodGet)
+	mxhttp.Route(r, "/_matrix/client/v3/pushers/set").Handler(mxhttp.Handle(a.authed(a.setPusher))).Methods(http.MethodPost)
 }
 
 // syncUnreadCounts sets unread_notifications (and unread_thread_notifications when the

@@ -27,7 +27,7 @@ func (a *API) presenceEnabled() bool { return a.cfg.PresenceEnabled && a.cfg.Eph
 
 func (a *API) presenceRoutes(r *mux.Router) {
 	handle := func(path string, h authedFunc, methods ...string) {
-		r.Handle("/_matrix/client/v3"+path, mxhttp.Handle(a.authed(h))).Methods(methods...)
+		mxhttp.Route(r, "/_matrix/client/v3"+path).Handler(mxhttp.Handle(a.authed(h))).Methods(methods...)
 	}
 	handle("/presence/{userId}/status", a.getPresence, http.MethodGet)
 	handle("/presence/{userId}/status", a.putPresence, http.MethodPut)

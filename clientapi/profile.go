@@ -42,10 +42,10 @@ type RemoteProfiles interface {
 
 func (a *API) profileRoutes(r *mux.Router) {
 	open := func(path string, h authedFunc, methods ...string) {
-		r.Handle("/_matrix/client/v3"+path, mxhttp.Handle(a.optionalAuth(h))).Methods(methods...)
+		mxhttp.Route(r, "/_matrix/client/v3"+path).Handler(mxhttp.Handle(a.optionalAuth(h))).Methods(methods...)
 	}
 	handle := func(path string, h authedFunc, methods ...string) {
-		r.Handle("/_matrix/client/v3"+path, mxhttp.Handle(a.authed(h))).Methods(methods...)
+		mxhttp.Route(r, "/_matrix/client/v3"+path).Handler(mxhttp.Handle(a.authed(h))).Methods(methods...)
 	}
 	open("/profile/{userId}", a.getProfile, http.MethodGet)
 	open("/profile/{userId}/{keyName}", a.getProfileField, http.MethodGet)

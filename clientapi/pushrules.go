@@ -31,7 +31,7 @@ import (
 
 func (a *API) pushRuleRoutes(r *mux.Router) {
 	handle := func(path string, f authedFunc, methods ...string) {
-		r.Handle("/_matrix/client/v3/pushrules"+path, mxhttp.Handle(a.authed(f))).Methods(methods...)
+		mxhttp.Route(r, "/_matrix/client/v3/pushrules"+path).Handler(mxhttp.Handle(a.authed(f))).Methods(methods...)
 	}
 	handle("/", a.getPushRules, http.MethodGet)
 	handle("/{scope}/", a.getPushRuleset, http.MethodGet)

@@ -33,7 +33,7 @@ const (
 // relationRoutes registers the v1 endpoints of relations and threads.
 func (a *API) relationRoutes(r *mux.Router) {
 	handle := func(path string, h authedFunc) {
-		r.Handle("/_matrix/client/v1"+path, mxhttp.Handle(a.authed(h))).Methods(http.MethodGet)
+		mxhttp.Route(r, "/_matrix/client/v1"+path).Handler(mxhttp.Handle(a.authed(h))).Methods(http.MethodGet)
 	}
 	handle("/rooms/{roomId}/relations/{eventId}", a.relations)
 	handle("/rooms/{roomId}/relations/{eventId}/{relType}", a.relations)

@@ -15,10 +15,10 @@ func (a *API) roomRoutes(r *mux.Router) {
 		return
 	}
 	handle := func(path string, h authedFunc, methods ...string) {
-		r.Handle("/_matrix/client/v3"+path, mxhttp.Handle(a.authed(h))).Methods(methods...)
+		mxhttp.Route(r, "/_matrix/client/v3"+path).Handler(mxhttp.Handle(a.authed(h))).Methods(methods...)
 	}
 	open := func(path string, h authedFunc, methods ...string) {
-		r.Handle("/_matrix/client/v3"+path, mxhttp.Handle(a.optionalAuth(h))).Methods(methods...)
+		mxhttp.Route(r, "/_matrix/client/v3"+path).Handler(mxhttp.Handle(a.optionalAuth(h))).Methods(methods...)
 	}
 	const get, put, post, del = http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete
 
@@ -49,7 +49,7 @@ func (a *API) roomRoutes(r *mux.Router) {
 	handle("/rooms/{roomId}/joined_members", a.joinedMembers, get)
 	handle("/rooms/{roomId}/messages", a.messages, get)
 	handle("/rooms/{roomId}/context/{eventId}", a.eventContext, get)
-	r.Handle("/_matrix/client/v1/rooms/{roomId}/timestamp_to_event",
+	mxhttp.Route(r, "/_matrix/client/v1/rooms/{roomId}/timestamp_to_event").Handler(
 		mxhttp.Handle(a.authed(a.timestampToEvent))).Methods(get)
 
 	handle("/directory/room/{roomAlias}", a.putAlias, put)
@@ -71,7 +71,7 @@ func (a *API) roomRoutes(r *mux.Router) {
 		browse("/publicRooms", a.getPublicRooms, get)
 		handle("/publicRooms", a.postPublicRooms, post)
 		v1 := func(path string, h mxhttp.HandlerFunc) {
-			r.Handle("/_matrix/client/v1"+path, mxhttp.Handle(h)).Methods(get)
+			mxhttp.Route(r, "/_matrix/client/v1"+path).Handler(mxhttp.Handle(h)).Methods(get)
 		}
 		if a.cfg.DirectoryRequiresAuth {
 			v1("/room_summary/{roomIdOrAlias}", a.authed(a.roomSummary))

@@ -134,9 +134,9 @@ func (a *API) Handler() http.Handler {
 		return mxhttp.Response{}, mxhttp.MethodNotAllowed()
 	})
 
-	r.Handle("/.well-known/matrix/client", mxhttp.Handle(a.wellKnownClient)).Methods(http.MethodGet)
-	r.Handle("/.well-known/matrix/server", mxhttp.Handle(a.wellKnownServer)).Methods(http.MethodGet)
-	r.Handle("/_matrix/client/versions", mxhttp.Handle(a.versions)).Methods(http.MethodGet)
+	mxhttp.Route(r, "/.well-known/matrix/client").Handler(mxhttp.Handle(a.wellKnownClient)).Methods(http.MethodGet)
+	mxhttp.Route(r, "/.well-known/matrix/server").Handler(mxhttp.Handle(a.wellKnownServer)).Methods(http.MethodGet)
+	mxhttp.Route(r, "/_matrix/client/versions").Handler(mxhttp.Handle(a.versions)).Methods(http.MethodGet)
 	a.accountRoutes(r)
 	a.roomRoutes(r)
 	a.e2eRoutes(r)

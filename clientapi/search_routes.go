@@ -12,7 +12,7 @@ import (
 // (userdirectory.go) and mutual rooms (mutualrooms.go).
 func (a *API) searchRoutes(r *mux.Router) {
 	handle := func(path string, h authedFunc, method string) {
-		r.Handle("/_matrix/client"+path, mxhttp.Handle(a.authed(h))).Methods(method)
+		mxhttp.Route(r, "/_matrix/client"+path).Handler(mxhttp.Handle(a.authed(h))).Methods(method)
 	}
 	handle("/v3/user_directory/search", a.searchUserDirectory, http.MethodPost)
 	handle("/v1/mutual_rooms", a.mutualRooms, http.MethodGet)

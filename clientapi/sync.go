@@ -79,7 +79,7 @@ func (a *API) syncRoutes(r *mux.Router) {
 	}
 	a.filterRoutes(r)
 	h.accountDataRoutes(r)
-	r.Handle("/_matrix/client/v3/sync", mxhttp.Handle(a.authed(h.sync))).Methods(http.MethodGet)
+	mxhttp.Route(r, "/_matrix/client/v3/sync").Handler(mxhttp.Handle(a.authed(h.sync))).Methods(http.MethodGet)
 }
 
 // syncRequest is the parsed query of GET /sync.

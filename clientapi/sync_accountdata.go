@@ -21,7 +21,7 @@ var serverControlledAccountData = map[string]bool{"m.fully_read": true, "m.push_
 
 func (h *syncHandlers) accountDataRoutes(r *mux.Router) {
 	handle := func(path string, f mxhttp.HandlerFunc, methods ...string) {
-		r.Handle("/_matrix/client/v3"+path, mxhttp.Handle(f)).Methods(methods...)
+		mxhttp.Route(r, "/_matrix/client/v3"+path).Handler(mxhttp.Handle(f)).Methods(methods...)
 	}
 	handle("/user/{userId}/account_data/{type}", h.authed(h.putAccountData), http.MethodPut)
 	handle("/user/{userId}/account_data/{type}", h.authed(h.getAccountData), http.MethodGet)

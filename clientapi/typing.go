@@ -331,7 +331,7 @@ func typingEvent(users []string) basicEvent {
 // presence.
 func (a *API) ephemeralRoutes(r *mux.Router) {
 	handle := func(path string, h authedFunc, methods ...string) {
-		r.Handle("/_matrix/client/v3"+path, mxhttp.Handle(a.authed(h))).Methods(methods...)
+		mxhttp.Route(r, "/_matrix/client/v3"+path).Handler(mxhttp.Handle(a.authed(h))).Methods(methods...)
 	}
 	if a.cfg.Rooms != nil {
 		handle("/rooms/{roomId}/typing/{userId}", a.putTyping, http.MethodPut)

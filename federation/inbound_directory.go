@@ -30,9 +30,9 @@ func (s *Server) directoryRoutes(r *mux.Router) {
 		return
 	}
 	const v1 = "/_matrix/federation/v1"
-	r.Handle(v1+"/publicRooms", s.authed(s.getPublicRooms)).Methods(http.MethodGet)
-	r.Handle(v1+"/publicRooms", s.authed(s.postPublicRooms)).Methods(http.MethodPost)
-	r.Handle(v1+"/hierarchy/{roomID}", s.authed(s.roomScoped(s.hierarchy))).Methods(http.MethodGet)
+	mxhttp.Route(r, v1+"/publicRooms").Handler(s.authed(s.getPublicRooms)).Methods(http.MethodGet)
+	mxhttp.Route(r, v1+"/publicRooms").Handler(s.authed(s.postPublicRooms)).Methods(http.MethodPost)
+	mxhttp.Route(r, v1+"/hierarchy/{roomID}").Handler(s.authed(s.roomScoped(s.hierarchy))).Methods(http.MethodGet)
 }
 
 // checkDirectoryShared refuses the room directory to other servers unless the operator chose

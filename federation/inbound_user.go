@@ -31,9 +31,9 @@ func (s *Server) userRoutes(r *mux.Router) {
 		return
 	}
 	const v1 = "/_matrix/federation/v1"
-	r.Handle(v1+"/user/devices/{userID}", s.authed(s.userDevices)).Methods(http.MethodGet)
-	r.Handle(v1+"/user/keys/query", s.authed(s.userKeysQuery)).Methods(http.MethodPost)
-	r.Handle(v1+"/user/keys/claim", s.authed(s.userKeysClaim)).Methods(http.MethodPost)
+	mxhttp.Route(r, v1+"/user/devices/{userID}").Handler(s.authed(s.userDevices)).Methods(http.MethodGet)
+	mxhttp.Route(r, v1+"/user/keys/query").Handler(s.authed(s.userKeysQuery)).Methods(http.MethodPost)
+	mxhttp.Route(r, v1+"/user/keys/claim").Handler(s.authed(s.userKeysClaim)).Methods(http.MethodPost)
 }
 
 // localUser parses userID and checks that it is a user of this server.

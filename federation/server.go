@@ -90,18 +90,18 @@ func (s *Server) Handler() http.Handler {
 	r.MethodNotAllowedHandler = mxhttp.Handle(func(*http.Request) (mxhttp.Response, error) {
 		return mxhttp.Response{}, mxhttp.MethodNotAllowed()
 	})
-	r.Handle("/_matrix/key/v2/server", mxhttp.Handle(s.serverKeys)).Methods(http.MethodGet)
+	mxhttp.Route(r, "/_matrix/key/v2/server").Handler(mxhttp.Handle(s.serverKeys)).Methods(http.MethodGet)
 	// The key id path segment is deprecated; servers return all keys regardless.
-	r.Handle("/_matrix/key/v2/server/{keyID}", mxhttp.Handle(s.serverKeys)).Methods(http.MethodGet)
-	r.Handle("/_matrix/key/v2/query/{serverName}", mxhttp.Handle(s.queryKeysOne)).Methods(http.MethodGet)
-	r.Handle("/_matrix/key/v2/query", mxhttp.Handle(s.queryKeys)).Methods(http.MethodPost)
-	r.Handle("/_matrix/federation/v1/version", mxhttp.Handle(s.version)).Methods(http.MethodGet)
+	mxhttp.Route(r, "/_matrix/key/v2/server/{keyID}").Handler(mxhttp.Handle(s.serverKeys)).Methods(http.MethodGet)
+	mxhttp.Route(r, "/_matrix/key/v2/query/{serverName}").Handler(mxhttp.Handle(s.queryKeysOne)).Methods(http.MethodGet)
+	mxhttp.Route(r, "/_matrix/key/v2/query").Handler(mxhttp.Handle(s.queryKeys)).Methods(http.MethodPost)
+	mxhttp.Route(r, "/_matrix/federation/v1/version").Handler(mxhttp.Handle(s.version)).Methods(http.MethodGet)
 	// Called by third parties with a user's OpenID token, not by servers: not X-Matrix signed.
-	r.Handle("/_matrix/federation/v1/openid/userinfo", mxhttp.Handle(s.openIDUserInfo)).Methods(http.MethodGet)
+	mxhttp.Route(r, "/_matrix/federation/v1/openid/userinfo").Handler(mxhttp.Handle(s.openIDUserInfo)).Methods(http.MethodGet)
 	// Called by identity servers, not by homeservers: not X-Matrix signed (inbound_thirdparty.go).
-	r.Handle("/_matrix/federation/v1/3pid/onbind", mxhttp.Handle(s.onBind)).Methods(http.MethodPut)
+	mxhttp.Route(r, "/_matrix/federation/v1/3pid/onbind").Handler(mxhttp.Handle(s.onBind)).Methods(http.MethodPut)
 	// Every other federation route is authenticated: wrap it in s.authed.
-	r.Handle("/_matrix/federation/v1/query/{queryType}", s.authed(s.query)).Methods(http.MethodGet)
+	mxhttp.Route(r, "/_matrix/federation/v1/query/{queryType}").Handler(s.authed(s.query)).Methods(http.MethodGet)
 	// The room endpoints (inbound_*.go). Those with a room in the path that server ACLs
 	// protect go through roomScoped.
 	const v1, v2 = "/_matrix/federation/v1", "/_matrix/federation/v2"
@@ -129,7 +129,7 @@ func (s *Server) Handler() http.Handler {
 		{http.MethodPut, v2 + "/invite/{roomID}/{eventID}", s.roomScoped(s.inviteV2)},
 		{http.MethodPut, v1 + "/exchange_third_party_invite/{roomID}", s.roomScoped(s.exchangeThirdPartyInvite)},
 	} {
-		r.Handle(rt.path, s.authed(rt.h)).Methods(rt.method)
+		mxhttp.Route(r, rt.path).Handler(s.authed(rt.h)).Methods(rt.method)
 	}
 	s.userRoutes(r)
 	s.directoryRoutes(r)

@@ -80,18 +80,18 @@ func (s *Service) ClientHandler(auth Authenticator) http.Handler {
 		})
 	}
 	for _, v := range []string{"v3", "r0", "v1"} {
-		r.Handle("/_matrix/media/"+v+"/upload", authed(s.handleUpload)).Methods(http.MethodPost)
+		mxhttp.Route(r, "/_matrix/media/"+v+"/upload").Handler(authed(s.handleUpload)).Methods(http.MethodPost)
 	}
-	r.Handle("/_matrix/media/v1/create", authed(s.handleCreate)).Methods(http.MethodPost)
-	r.Handle("/_matrix/media/v3/upload/{serverName}/{mediaId}", authed(s.handleUploadTo)).Methods(http.MethodPut)
+	mxhttp.Route(r, "/_matrix/media/v1/create").Handler(authed(s.handleCreate)).Methods(http.MethodPost)
+	mxhttp.Route(r, "/_matrix/media/v3/upload/{serverName}/{mediaId}").Handler(authed(s.handleUploadTo)).Methods(http.MethodPut)
 	for _, base := range []string{"/_matrix/client/v1/media", "/_matrix/media/v3", "/_matrix/media/r0"} {
-		r.Handle(base+"/config", authed(s.handleConfig)).Methods(http.MethodGet)
-		r.Handle(base+"/preview_url", authed(s.handlePreviewURL)).Methods(http.MethodGet)
+		mxhttp.Route(r, base+"/config").Handler(authed(s.handleConfig)).Methods(http.MethodGet)
+		mxhttp.Route(r, base+"/preview_url").Handler(authed(s.handlePreviewURL)).Methods(http.MethodGet)
 	}
 	const authedBase = "/_matrix/client/v1/media"
-	r.Handle(authedBase+"/download/{serverName}/{mediaId}", authedRaw(s.handleDownload(false))).Methods(http.MethodGet, http.MethodHead)
-	r.Handle(authedBase+"/download/{serverName}/{mediaId}/{fileName}", authedRaw(s.handleDownload(false))).Methods(http.MethodGet, http.MethodHead)
-	r.Handle(authedBase+"/thumbnail/{serverName}/{mediaId}", authedRaw(s.handleThumbnail(false))).Methods(http.MethodGet, http.MethodHead)
+	mxhttp.Route(r, authedBase+"/download/{serverName}/{mediaId}").Handler(authedRaw(s.handleDownload(false))).Methods(http.MethodGet, http.MethodHead)
+	mxhttp.Route(r, authedBase+"/download/{serverName}/{mediaId}/{fileName}").Handler(authedRaw(s.handleDownload(false))).Methods(http.MethodGet, http.MethodHead)
+	mxhttp.Route(r, authedBase+"/thumbnail/{serverName}/{mediaId}").Handler(authedRaw(s.handleThumbnail(false))).Methods(http.MethodGet, http.MethodHead)
 	s.legacyRoutes(r)
 	return mxhttp.Middleware(s.log, s.cfg.MaxUploadSize+1)(mxhttp.CORS(r))
 }
@@ -99,9 +99,9 @@ func (s *Service) ClientHandler(auth Authenticator) http.Handler {
 // legacyRoutes are the deprecated unauthenticated download endpoints, frozen for new media.
 func (s *Service) legacyRoutes(r *mux.Router) {
 	for _, base := range []string{"/_matrix/media/v3", "/_matrix/media/r0"} {
-		r.Handle(base+"/download/{serverName}/{mediaId}", raw(s.handleDownload(true))).Methods(http.MethodGet, http.MethodHead)
-		r.Handle(base+"/download/{serverName}/{mediaId}/{fileName}", raw(s.handleDownload(true))).Methods(http.MethodGet, http.MethodHead)
-		r.Handle(base+"/thumbnail/{serverName}/{mediaId}", raw(s.handleThumbnail(true))).Methods(http.MethodGet, http.MethodHead)
+		mxhttp.Route(r, base+"/download/{serverName}/{mediaId}").Handler(raw(s.handleDownload(true))).Methods(http.MethodGet, http.MethodHead)
+		mxhttp.Route(r, base+"/download/{serverName}/{mediaId}/{fileName}").Handler(raw(s.handleDownload(true))).Methods(http.MethodGet, http.MethodHead)
+		mxhttp.Route(r, base+"/thumbnail/{serverName}/{mediaId}").Handler(raw(s.handleThumbnail(true))).Methods(http.MethodGet, http.MethodHead)
 	}
 }
 
@@ -117,8 +117,8 @@ func (s *Service) FederationHandler(auth Authenticator) http.Handler {
 			return h(w, r)
 		})
 	}
-	r.Handle("/_matrix/federation/v1/media/download/{mediaId}", authedRaw(s.handleFederationDownload)).Methods(http.MethodGet)
-	r.Handle("/_matrix/federation/v1/media/thumbnail/{mediaId}", authedRaw(s.handleFederationThumbnail)).Methods(http.MethodGet)
+	mxhttp.Route(r, "/_matrix/federation/v1/media/download/{mediaId}").Handler(authedRaw(s.handleFederationDownload)).Methods(http.MethodGet)
+	mxhttp.Route(r, "/_matrix/federation/v1/media/thumbnail/{mediaId}").Handler(authedRaw(s.handleFederationThumbnail)).Methods(http.MethodGet)
 	s.legacyRoutes(r)
 	return mxhttp.Middleware(s.log, 64<<10)(r)
 }
