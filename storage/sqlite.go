@@ -129,5 +129,13 @@ func openSQLite(ctx context.Context, path, synchronous string) (*DB, error) {
 	if err := reader.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("storage: opening sqlite readers: %w", err), reader.Close(), writer.Close())
 	}
-	return &DB{dialect: SQLite, writer: writer, reader: reader}, nil
+	ckpt, err := sql.Open(sqliteReaderDriver, path+"?"+common)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("storage: opening the sqlite checkpointer: %w", err), reader.Close(), writer.Close())
+	}
+	ckpt.SetMaxOpenConns(1)
+	ckpt.SetMaxIdleConns(1)
+	ckpt.SetConnMaxLifetime(0)
+	ckpt.SetConnMaxIdleTime(0)
+	return &DB{dialect: SQLite, writer: writer, reader: reader, checkpoints: startCheckpointer(ckpt)}, nil
 }

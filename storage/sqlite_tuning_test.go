@@ -2,8 +2,10 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func openTestSQLite(t *testing.T) *DB {
@@ -26,7 +28,7 @@ func TestSQLiteConnectionSettings(t *testing.T) {
 		want   int64
 	}{
 		{true, "wal_autocheckpoint", 8192},
-		{true, "cache_size", -65536},
+		{true, "cache_size", -16384},
 		{true, "temp_store", 2},
 		{true, "journal_size_limit", 67108864},
 		{false, "temp_store", 2},
@@ -87,5 +89,39 @@ func TestSQLiteStatementCacheNestedQuery(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The checkpointer folds the log back once enough transactions committed, on its own
+// connection.
+func TestSQLiteBackgroundCheckpoint(t *testing.T) {
+	db := openTestSQLite(t)
+	ctx := context.Background()
+	for i := range checkpointCommits {
+		err := db.WithTx(ctx, func(tx *Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO server_meta (key, value) VALUES ($1, 'v')`, fmt.Sprint("k", i))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for db.checkpoints.runs.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint after as many commits as checkpointCommits")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := db.checkpoints.failures.Load(); n != 0 {
+		t.Fatalf("%d checkpoints failed", n)
+	}
+	// Everything committed is in the database file: a checkpoint now has nothing to copy.
+	var busy, logFrames, copied int
+	if err := db.checkpoints.conn.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &copied); err != nil {
+		t.Fatal(err)
+	}
+	if logFrames != copied {
+		t.Fatalf("log of %d frames, %d copied", logFrames, copied)
 	}
 }

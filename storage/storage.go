@@ -47,6 +47,9 @@ type DB struct {
 	// pushDeletions counts the committed transactions that deleted push actions
 	// (PushActionDeletions).
 	pushDeletions atomic.Uint64
+	// checkpoints folds SQLite's write-ahead log back in the background (checkpoint.go); nil
+	// with PostgreSQL.
+	checkpoints *checkpointer
 }
 
 // Open opens the database cfg names, creating it if needed, and applies pending migrations.
@@ -117,7 +120,7 @@ func (db *DB) Close() error {
 	if db.dialect != SQLite {
 		return db.writer.Close()
 	}
-	errReader := db.reader.Close()
+	errReader := errors.Join(db.checkpoints.close(), db.reader.Close())
 	// Readers are closed first: a checkpoint cannot truncate the log under an open snapshot.
 	_, errCheckpoint := db.writer.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	if errCheckpoint != nil {

@@ -83,6 +83,9 @@ func (db *DB) withTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn 
 	if err != nil {
 		return fmt.Errorf("storage: committing: %w", db.dialect.mapErr(err))
 	}
+	if db.checkpoints != nil && pool == db.writer {
+		db.checkpoints.committed()
+	}
 	return nil
 }
 
