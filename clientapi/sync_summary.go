@@ -17,11 +17,24 @@ import (
 
 // summary is the room summary at stream position upto, whose state is w.endSnap.
 func (h *syncHandlers) summary(ctx context.Context, ur storage.UserRoom, userID string, w *roomWindow, upto int64) (*roomSummary, error) {
-	counts, err := storage.RoomMemberCounts(ctx, h.db, ur.Room)
+	// The current counts and the memberships changed since upto are read from one snapshot: a
+	// join committed between two separate reads would be taken off counts that never had it.
+	var (
+		counts  map[string]int
+		changed []storage.Membership
+	)
+	err := h.db.WithReadTx(ctx, func(r storage.Reader) error {
+		var err error
+		if counts, err = storage.RoomMemberCounts(ctx, r, ur.Room); err != nil {
+			return err
+		}
+		changed, err = storage.MembershipsChangedAfter(ctx, r, ur.Room, upto)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	past, err := h.membershipsAt(ctx, ur, w, upto, counts)
+	past, err := h.membershipsAt(ctx, ur, w, changed, counts)
 	if err != nil {
 		return nil, err
 	}
@@ -40,14 +53,13 @@ func (h *syncHandlers) summary(ctx context.Context, ur storage.UserRoom, userID 
 	return &roomSummary{Heroes: heroes, JoinedMemberCount: counts["join"], InvitedMemberCount: counts["invite"]}, nil
 }
 
-// membershipsAt reads the memberships changed after upto as they were at upto (from the state
-// w.endSnap), corrects counts (the current counts) by them, and returns them by user, with
-// the position of the membership event that set each. A user who had no membership at upto
-// is returned with an empty one.
-func (h *syncHandlers) membershipsAt(ctx context.Context, ur storage.UserRoom, w *roomWindow, upto int64, counts map[string]int) (map[string]storage.Membership, error) {
-	changed, err := storage.MembershipsChangedAfter(ctx, h.db, ur.Room, upto)
-	if err != nil || len(changed) == 0 {
-		return nil, err
+// membershipsAt reads the memberships changed after upto (changed) as they were at upto (from
+// the state w.endSnap), corrects counts (the current counts, read with changed) by them, and
+// returns them by user, with the position of the membership event that set each. A user who
+// had no membership at upto is returned with an empty one.
+func (h *syncHandlers) membershipsAt(ctx context.Context, ur storage.UserRoom, w *roomWindow, changed []storage.Membership, counts map[string]int) (map[string]storage.Membership, error) {
+	if len(changed) == 0 {
+		return nil, nil
 	}
 	past := make(map[string]storage.Membership, len(changed))
 	users := make([]string, 0, len(changed))
