@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strings"
@@ -38,6 +39,11 @@ const (
 	maxPending = 5000
 	// stopFlushTimeout bounds the flush when Run returns.
 	stopFlushTimeout = 5 * time.Second
+	// flushChunk bounds what one flush transaction writes: a flush of more writes the oldest
+	// actions first, in transactions of about this many, each with the position it reaches
+	// (flushOldest). The room server's commits wait for the one writer: a flush of 5,000 actions
+	// in one transaction made sends wait 40 ms and more (issue 9).
+	flushChunk = 1000
 )
 
 // Flush writes the pending actions, with the worker's position, before it returns: GET
@@ -236,6 +242,11 @@ func (w *Worker) findRedacted(ctx context.Context, b *batch) error {
 // Nothing is published before the write commits: a batch that fails is evaluated again as if
 // it had not run. A batch with nothing to write writes nothing.
 func (w *Worker) commit(ctx context.Context, b *batch, flush bool) error {
+	if flush {
+		if err := w.flushOldest(ctx); err != nil {
+			return err
+		}
+	}
 	replaced, dropped, unrecord := w.dropRedacted(b)
 	if flush && w.nPending == 0 && len(b.acts) == 0 && b.next == w.recorded {
 		flush = false // nothing to write
@@ -327,6 +338,66 @@ func (w *Worker) commit(ctx context.Context, b *batch, flush bool) error {
 		if a.UserID != last {
 			w.deliver.kickUser(a.UserID)
 			last = a.UserID
+		}
+	}
+	return nil
+}
+
+// flushOldest writes the oldest pending actions, in transactions of about flushChunk, until at
+// most flushChunk are left for the batch's own transaction (commit). Each writes every pending
+// action up to a position, with that position, and publishes that: pending keeps the actions
+// after it, recorded moves to it, so readers count each action once throughout. A redacted
+// event's actions written this way are deleted by commit, as those of an earlier flush.
+func (w *Worker) flushOldest(ctx context.Context) error {
+	for w.nPending > flushChunk {
+		var all []storage.PushAction
+		for _, acts := range w.pending {
+			all = append(all, acts...)
+		}
+		slices.SortFunc(all, func(a, b storage.PushAction) int { return cmp.Compare(a.StreamPos, b.StreamPos) })
+		upTo := all[flushChunk-1].StreamPos
+		n := flushChunk
+		for n < len(all) && all[n].StreamPos == upTo {
+			n++ // an event's actions are written together
+		}
+		if n == len(all) {
+			return nil // one event's actions: they go with the batch
+		}
+		rows := all[:n]
+		slices.SortFunc(rows, func(a, b storage.PushAction) int { // the table's key order
+			return cmp.Or(strings.Compare(a.UserID, b.UserID), cmp.Compare(a.StreamPos, b.StreamPos))
+		})
+		err := w.cfg.DB.WithTx(ctx, func(tx *storage.Tx) error {
+			kept, err := w.withoutDeactivated(ctx, tx, slices.Clone(rows))
+			if err != nil {
+				return err
+			}
+			if err := tx.InsertPushActions(ctx, kept); err != nil {
+				return err
+			}
+			return tx.SetPushWorkerPosition(ctx, upTo)
+		})
+		if err != nil {
+			return err
+		}
+		w.mu.Lock()
+		for u, acts := range w.pending {
+			i, _ := slices.BinarySearchFunc(acts, upTo+1, func(a storage.PushAction, pos int64) int { return cmp.Compare(a.StreamPos, pos) })
+			if i == len(acts) {
+				delete(w.pending, u)
+			} else if i > 0 {
+				w.pending[u] = acts[i:]
+			}
+		}
+		w.recorded = upTo
+		w.mu.Unlock()
+		w.nPending -= n
+		var last string
+		for _, a := range rows {
+			if a.UserID != last {
+				w.deliver.kickUser(a.UserID)
+				last = a.UserID
+			}
 		}
 	}
 	return nil

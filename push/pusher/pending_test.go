@@ -3,6 +3,7 @@ package pusher
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"slices"
@@ -429,6 +430,63 @@ func TestKeptCountsMatchFreshCounts(t *testing.T) {
 		check("after bob's own event")
 		if n := e.count(w, bob); n != 0 {
 			t.Fatalf("bob's count after he wrote: %d", n)
+		}
+	})
+}
+
+// A large flush writes the oldest actions first, in transactions of about flushChunk, each
+// moving the recorded position; the counts stay the same throughout.
+func TestFlushInChunks(t *testing.T) {
+	storagetest.ForEachBackend(t, func(t *testing.T, db *storage.DB) {
+		e := newPendingEnv(t, db)
+		w := e.worker()
+		const sent = flushChunk*3/4 + 10 // two actions each: bob's and carol's
+		for i := range sent {
+			e.send(alice, fmt.Sprint("m", i))
+		}
+		for w.Position() < e.position() {
+			e.step(w, false)
+		}
+		if w.nPending != 2*sent {
+			t.Fatalf("%d pending", w.nPending)
+		}
+		if err := w.flushOldest(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, recorded := w.pendingOf(bob)
+		if w.nPending > flushChunk || recorded >= w.Position() || recorded <= 0 {
+			t.Fatalf("after flushOldest: %d pending, recorded %d, position %d", w.nPending, recorded, w.Position())
+		}
+		written, err := storage.PushActions(e.ctx, db, storage.NotificationsQuery{UserID: bob, Limit: 2 * sent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending, _ := w.pendingOf(bob)
+		if len(written)+len(pending) != sent || len(written) == 0 {
+			t.Fatalf("bob: %d written and %d pending of %d", len(written), len(pending), sent)
+		}
+		for _, a := range written {
+			if a.StreamPos > recorded {
+				t.Fatalf("written after the recorded position %d: %d", recorded, a.StreamPos)
+			}
+		}
+		for _, a := range pending {
+			if a.StreamPos <= recorded {
+				t.Fatalf("pending at or before the recorded position %d: %d", recorded, a.StreamPos)
+			}
+		}
+		if pos, _, err := storage.PushWorkerPosition(e.ctx, db); pos != recorded || err != nil {
+			t.Fatalf("position written %d %v, recorded %d", pos, err, recorded)
+		}
+		if n := e.count(w, bob); n != sent {
+			t.Fatalf("bob's count: %d, want %d", n, sent)
+		}
+		e.step(w, true)
+		if got, err := storage.PushActions(e.ctx, db, storage.NotificationsQuery{UserID: carol, Limit: 2 * sent}); len(got) != sent || err != nil {
+			t.Fatalf("carol's actions written: %d %v", len(got), err)
+		}
+		if n := e.count(w, carol); n != sent || w.nPending != 0 {
+			t.Fatalf("carol's count: %d, %d pending", n, w.nPending)
 		}
 	})
 }
