@@ -162,7 +162,23 @@ func (d *delivery) pushersChanged(userID string) {
 		}
 	}
 	d.mu.Unlock()
+	if len(keys) > 0 && d.w.hasPendingReads(userID) {
+		// Their badge is counted from the database, which lacks their pending reads until a
+		// flush (flushDue writes the reads of users with pushers at once from now on).
+		go func() {
+			if err := d.w.Flush(context.Background()); err != nil {
+				d.w.log.WithError(err).Warn("could not write pending notifications")
+			}
+		}()
+	}
 	d.kickUser(userID)
+}
+
+// pushesTo says whether the user has an HTTP pusher.
+func (d *delivery) pushesTo(userID string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.httpPushers[userID]) > 0
 }
 
 func (d *delivery) kick(k pusherKey) {

@@ -3,6 +3,7 @@ package pusher
 import (
 	"cmp"
 	"context"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -22,12 +23,17 @@ import (
 //
 // The readers of counts (UnreadCounts, RoomsWithCountChanges, totalUnread) add the pending
 // actions to what the database holds, so that what /sync and push gateways see does not depend
-// on when the worker flushes. A user's own events mark their threads read (event_push_read);
-// they are written at once, in a small transaction (a row per user, room and thread), so the
-// read positions in the database always cover the pending actions.
+// on when the worker flushes. A user's own events mark their threads read (event_push_read):
+// those "own reads" are pending too, and written with the actions (they used to be written at
+// once, which made every local message cost a second write transaction: 10 % of the server's
+// CPU in the send benchmark). The readers take the further of the database's read positions
+// and the pending ones (readPositions). The one reader that counts in SQL, the badge of a push
+// (totalUnread), serves users with HTTP pushers only, whose own reads are written at once, as
+// their actions are (flushDue); a user who registers a pusher has their pending reads flushed.
 //
-// A crash loses the pending actions only: the position written is that of the last flush, and
-// the events after it are evaluated again on restart (recording an action twice keeps one).
+// A crash loses the pending actions and reads only: the position written is that of the last
+// flush, and the events after it are evaluated again on restart (recording an action twice
+// keeps one, and a read position only ever moves forward).
 
 const (
 	// flushInterval: pending actions are written once the oldest is this old. It bounds what a
@@ -84,6 +90,143 @@ func (w *Worker) pendingOf(userID string) ([]storage.PushAction, int64) {
 	return w.pending[userID], w.recorded
 }
 
+// readPositions are the user's read positions in rooms: the database's (receipts and written
+// own reads, storage.UserReadPositions) with the pending own reads, whichever is further. The
+// pending ones are taken first: a flush in between writes them, and the later of two equal
+// positions changes nothing.
+func (w *Worker) readPositions(ctx context.Context, userID string, rooms []string) (storage.ReadPositions, error) {
+	w.mu.Lock()
+	pending := w.pendingReads[userID]
+	w.mu.Unlock()
+	reads, err := storage.UserReadPositions(ctx, w.cfg.DB, userID, rooms)
+	if err != nil || len(pending) == 0 {
+		return reads, err
+	}
+	for room, threads := range pending {
+		if !slices.Contains(rooms, room) {
+			continue
+		}
+		if reads[room] == nil {
+			reads[room] = map[string]int64{}
+		}
+		for thread, pos := range threads {
+			reads[room][thread] = max(reads[room][thread], pos)
+		}
+	}
+	return reads, nil
+}
+
+// hasPendingReads says whether the user has own reads not written yet.
+func (w *Worker) hasPendingReads(userID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pendingReads[userID]) > 0
+}
+
+// addPendingReads publishes a batch's own reads; w.mu is held. A user's published positions
+// are never changed in place: the user gets a new copy.
+func (w *Worker) addPendingReads(reads []ownRead) {
+	copied := map[string]bool{}
+	for _, r := range reads {
+		cur := w.pendingReads[r.userID]
+		if !copied[r.userID] {
+			next := make(storage.ReadPositions, len(cur)+1)
+			for room, threads := range cur {
+				next[room] = threads
+			}
+			cur, copied[r.userID] = next, true
+			w.pendingReads[r.userID] = cur
+		}
+		threads := make(map[string]int64, len(cur[r.roomID])+1)
+		for t, p := range cur[r.roomID] {
+			threads[t] = p
+		}
+		threads[r.threadID] = max(threads[r.threadID], r.pos)
+		cur[r.roomID] = threads
+	}
+}
+
+// dropPendingReads forgets the pending own reads at or before upTo, which a flush wrote; w.mu
+// is held.
+func (w *Worker) dropPendingReads(upTo int64) {
+	for user, rooms := range w.pendingReads {
+		next := storage.ReadPositions{}
+		for room, threads := range rooms {
+			for thread, pos := range threads {
+				if pos > upTo {
+					if next[room] == nil {
+						next[room] = map[string]int64{}
+					}
+					next[room][thread] = pos
+				}
+			}
+		}
+		if len(next) == 0 {
+			delete(w.pendingReads, user)
+		} else {
+			w.pendingReads[user] = next
+		}
+	}
+}
+
+// flushReads are the own reads a flush up to upTo writes: the pending ones at or before it and
+// extra, the batch's.
+func (w *Worker) flushReads(extra []ownRead, upTo int64) []ownRead {
+	var out []ownRead
+	for user, rooms := range w.pendingReads {
+		for room, threads := range rooms {
+			for thread, pos := range threads {
+				if pos <= upTo {
+					out = append(out, ownRead{userID: user, roomID: room, threadID: thread, pos: pos})
+				}
+			}
+		}
+	}
+	return append(out, extra...)
+}
+
+// hasPending says whether actions or own reads are pending. Run's goroutine only.
+func (w *Worker) hasPending() bool { return w.nPending > 0 || len(w.pendingReads) > 0 }
+
+// notePending keeps pendingSince: when the oldest pending action or read was published.
+func (w *Worker) notePending() {
+	switch {
+	case !w.hasPending():
+		w.pendingSince = time.Time{}
+	case w.pendingSince.IsZero():
+		w.pendingSince = time.Now()
+	}
+}
+
+// write writes rows and reads, less those of users whose account was deactivated, and the
+// worker's position, in tx; rows is left with what was written.
+func (w *Worker) write(ctx context.Context, tx *storage.Tx, rows *[]storage.PushAction, reads []ownRead, pos int64) error {
+	users := make([]string, 0, len(reads))
+	for _, r := range reads {
+		users = append(users, r.userID)
+	}
+	for _, a := range *rows {
+		users = append(users, a.UserID)
+	}
+	gone, err := w.deactivated(ctx, tx, users)
+	if err != nil {
+		return err
+	}
+	*rows = slices.DeleteFunc(*rows, func(a storage.PushAction) bool { return gone[a.UserID] })
+	for _, r := range reads {
+		if gone[r.userID] {
+			continue
+		}
+		if err := tx.SetOwnEventRead(ctx, r.userID, r.roomID, r.threadID, r.pos); err != nil {
+			return err
+		}
+	}
+	if err := tx.InsertPushActions(ctx, *rows); err != nil {
+		return err
+	}
+	return tx.SetPushWorkerPosition(ctx, pos)
+}
+
 // UnreadCounts is storage.UnreadCounts with the user's pending actions: /sync's counts.
 //
 // What the database holds is counted once: the counts of a room are kept (countCache) with the
@@ -94,7 +237,7 @@ func (w *Worker) pendingOf(userID string) ([]storage.PushAction, int64) {
 func (w *Worker) UnreadCounts(ctx context.Context, userID string, rooms []string) ([]storage.UnreadCount, error) {
 	acts, upTo := w.pendingOf(userID)
 	gen := w.cfg.DB.PushActionDeletions() // before reading: a deletion after it shows as a change
-	reads, err := storage.UserReadPositions(ctx, w.cfg.DB, userID, rooms)
+	reads, err := w.readPositions(ctx, userID, rooms)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +334,7 @@ func (w *Worker) unread(ctx context.Context, userID string, acts []storage.PushA
 			rooms = append(rooms, a.RoomID)
 		}
 	}
-	reads, err := storage.UserReadPositions(ctx, w.cfg.DB, userID, rooms)
+	reads, err := w.readPositions(ctx, userID, rooms)
 	if err != nil {
 		return nil, err
 	}
@@ -207,12 +350,22 @@ func unreadAfter(acts []storage.PushAction, reads storage.ReadPositions) []stora
 func (w *Worker) flushDue(b *batch) bool {
 	switch {
 	case w.nPending+len(b.acts) >= maxPending:
-	case w.nPending > 0 && time.Since(w.pendingSince) >= flushInterval:
+	case w.hasPending() && time.Since(w.pendingSince) >= flushInterval:
 	case b.next-w.recorded >= persistEvery:
 		// Nothing notified for a while: the position is written anyway, so that a restart
 		// does not read a long stretch again.
 	default:
-		return w.deliver.delivers(b.acts)
+		if w.deliver.delivers(b.acts) {
+			return true
+		}
+		// A badge is counted from the database (totalUnread): the reads of users with
+		// pushers are written at once.
+		for _, r := range b.reads {
+			if w.deliver.pushesTo(r.userID) {
+				return true
+			}
+		}
+		return false
 	}
 	return true
 }
@@ -235,10 +388,11 @@ func (w *Worker) findRedacted(ctx context.Context, b *batch) error {
 	return nil
 }
 
-// commit writes what a batch must: its own reads and, for its redacted events, the deletion of
-// any of their actions written after the room server deleted them (by an earlier flush); and
-// with flush, every pending action and the batch's position. It then publishes the batch (its
-// actions join pending unless flushed, the position moves), and wakes whom it concerns.
+// commit writes what a batch must: for its redacted events, the deletion of any of their
+// actions written after the room server deleted them (by an earlier flush); and with flush,
+// every pending action and own read, the batch's, and the batch's position. It then publishes
+// the batch (its actions and reads join pending unless flushed, the position moves), and wakes
+// whom it concerns.
 // Nothing is published before the write commits: a batch that fails is evaluated again as if
 // it had not run. A batch with nothing to write writes nothing.
 func (w *Worker) commit(ctx context.Context, b *batch, flush bool) error {
@@ -248,20 +402,19 @@ func (w *Worker) commit(ctx context.Context, b *batch, flush bool) error {
 		}
 	}
 	replaced, dropped, unrecord := w.dropRedacted(b)
-	if flush && w.nPending == 0 && len(b.acts) == 0 && b.next == w.recorded {
+	if flush && w.nPending == 0 && len(b.acts) == 0 && len(w.pendingReads) == 0 && len(b.reads) == 0 && b.next == w.recorded {
 		flush = false // nothing to write
 	}
-	var rows []storage.PushAction
+	var (
+		rows  []storage.PushAction
+		reads []ownRead
+	)
 	if flush {
 		rows = w.flushRows(replaced, b.acts)
+		reads = w.flushReads(b.reads, math.MaxInt64)
 	}
-	if flush || len(b.reads) > 0 || len(unrecord) > 0 {
+	if flush || len(unrecord) > 0 {
 		err := w.cfg.DB.WithTx(ctx, func(tx *storage.Tx) error {
-			for _, r := range b.reads {
-				if err := tx.SetOwnEventRead(ctx, r.userID, r.roomID, r.threadID, r.pos); err != nil {
-					return err
-				}
-			}
 			for _, id := range unrecord {
 				if err := tx.DeletePushActionsOfEvent(ctx, id); err != nil {
 					return err
@@ -270,14 +423,7 @@ func (w *Worker) commit(ctx context.Context, b *batch, flush bool) error {
 			if !flush {
 				return nil
 			}
-			var err error
-			if rows, err = w.withoutDeactivated(ctx, tx, rows); err != nil {
-				return err
-			}
-			if err := tx.InsertPushActions(ctx, rows); err != nil {
-				return err
-			}
-			return tx.SetPushWorkerPosition(ctx, b.next)
+			return w.write(ctx, tx, &rows, reads, b.next)
 		})
 		if err != nil {
 			return err
@@ -287,6 +433,7 @@ func (w *Worker) commit(ctx context.Context, b *batch, flush bool) error {
 	w.mu.Lock()
 	if flush {
 		w.pending = map[string][]storage.PushAction{}
+		w.pendingReads = map[string]storage.ReadPositions{}
 		w.recorded = b.next
 	} else {
 		for u, acts := range replaced {
@@ -299,6 +446,7 @@ func (w *Worker) commit(ctx context.Context, b *batch, flush bool) error {
 		for _, a := range b.acts {
 			w.pending[a.UserID] = append(w.pending[a.UserID], a)
 		}
+		w.addPendingReads(b.reads)
 	}
 	w.advance(b.next)
 	w.mu.Unlock()
@@ -307,12 +455,7 @@ func (w *Worker) commit(ctx context.Context, b *batch, flush bool) error {
 	} else {
 		w.nPending += len(b.acts) - dropped
 	}
-	switch {
-	case w.nPending == 0:
-		w.pendingSince = time.Time{}
-	case w.pendingSince.IsZero():
-		w.pendingSince = time.Now()
-	}
+	w.notePending()
 
 	var users []string
 	seen := map[string]bool{}
@@ -367,15 +510,11 @@ func (w *Worker) flushOldest(ctx context.Context) error {
 		slices.SortFunc(rows, func(a, b storage.PushAction) int { // the table's key order
 			return cmp.Or(strings.Compare(a.UserID, b.UserID), cmp.Compare(a.StreamPos, b.StreamPos))
 		})
+		// The own reads up to upTo go with them: a restart resumes after upTo.
+		reads := w.flushReads(nil, upTo)
 		err := w.cfg.DB.WithTx(ctx, func(tx *storage.Tx) error {
-			kept, err := w.withoutDeactivated(ctx, tx, slices.Clone(rows))
-			if err != nil {
-				return err
-			}
-			if err := tx.InsertPushActions(ctx, kept); err != nil {
-				return err
-			}
-			return tx.SetPushWorkerPosition(ctx, upTo)
+			kept := slices.Clone(rows)
+			return w.write(ctx, tx, &kept, reads, upTo)
 		})
 		if err != nil {
 			return err
@@ -389,6 +528,7 @@ func (w *Worker) flushOldest(ctx context.Context) error {
 				w.pending[u] = acts[i:]
 			}
 		}
+		w.dropPendingReads(upTo)
 		w.recorded = upTo
 		w.mu.Unlock()
 		w.nPending -= n
@@ -460,23 +600,31 @@ func (w *Worker) flushRows(replaced map[string][]storage.PushAction, acts []stor
 	return rows
 }
 
-// withoutDeactivated leaves out the actions of users whose account was deactivated:
-// deactivation deleted their recorded actions (DeleteUserPushActions), and pending ones must
-// not bring any back. The check runs in the flush's transaction, so an action is either
-// written before the account is marked deactivated (and then deleted with the rest, which
-// deactivation does after marking it) or left out.
-func (w *Worker) withoutDeactivated(ctx context.Context, tx *storage.Tx, rows []storage.PushAction) ([]storage.PushAction, error) {
+// deactivated returns those of users whose account was deactivated: deactivation deleted their
+// recorded actions and reads (DeleteUserPushActions), and pending ones must not bring any back.
+// The check runs in the flush's transaction, so an action is either written before the
+// account is marked deactivated (and then deleted with the rest, which deactivation does after
+// marking it) or left out.
+func (w *Worker) deactivated(ctx context.Context, tx *storage.Tx, users []string) (map[string]bool, error) {
 	var localparts []string
-	for i, a := range rows {
-		if i == 0 || a.UserID != rows[i-1].UserID {
-			localparts = append(localparts, w.localpart(a.UserID))
+	seen := map[string]bool{}
+	for _, u := range users {
+		if !seen[u] {
+			seen[u] = true
+			localparts = append(localparts, w.localpart(u))
 		}
 	}
 	gone, err := storage.DeactivatedAmong(ctx, tx, localparts)
 	if err != nil || len(gone) == 0 {
-		return rows, err
+		return nil, err
 	}
-	return slices.DeleteFunc(rows, func(a storage.PushAction) bool { return gone[w.localpart(a.UserID)] }), nil
+	out := map[string]bool{}
+	for u := range seen {
+		if gone[w.localpart(u)] {
+			out[u] = true
+		}
+	}
+	return out, nil
 }
 
 // localpart is the localpart of a local user id.

@@ -252,6 +252,7 @@ func TestDeactivatedUsersPendingActions(t *testing.T) {
 		}
 		w := e.worker()
 		m1 := e.send(alice, "one")
+		m2 := e.send(bob, "bob's own")
 		e.step(w, false)
 		err = db.WithTx(e.ctx, func(tx *storage.Tx) error {
 			if _, err := tx.DeactivateAccount(e.ctx, "bob", 2); err != nil {
@@ -266,7 +267,10 @@ func TestDeactivatedUsersPendingActions(t *testing.T) {
 		if got := e.written(bob); len(got) != 0 {
 			t.Fatalf("a deactivated user's actions written: %v", got)
 		}
-		if got := e.written(carol); !slices.Equal(got, []string{m1}) {
+		if reads, err := storage.UserReadPositions(e.ctx, db, bob, []string{e.room}); err != nil || len(reads) != 0 {
+			t.Fatalf("a deactivated user's own read written: %v %v", reads, err)
+		}
+		if got := e.written(carol); !slices.Equal(got, []string{m2, m1}) {
 			t.Fatalf("carol's actions: %v", got)
 		}
 	})
@@ -478,6 +482,11 @@ func TestFlushInChunks(t *testing.T) {
 		if pos, _, err := storage.PushWorkerPosition(e.ctx, db); pos != recorded || err != nil {
 			t.Fatalf("position written %d %v, recorded %d", pos, err, recorded)
 		}
+		// Alice's own read is her last event's, after the recorded position: it waits for the
+		// last transaction (a restart from the recorded position would find it again).
+		if reads, err := storage.UserReadPositions(e.ctx, db, alice, []string{e.room}); err != nil || len(reads) != 0 {
+			t.Fatalf("alice's own read written: %v %v, recorded %d", reads, err, recorded)
+		}
 		if n := e.count(w, bob); n != sent {
 			t.Fatalf("bob's count: %d, want %d", n, sent)
 		}
@@ -487,6 +496,64 @@ func TestFlushInChunks(t *testing.T) {
 		}
 		if n := e.count(w, carol); n != sent || w.nPending != 0 {
 			t.Fatalf("carol's count: %d, %d pending", n, w.nPending)
+		}
+		if reads, err := storage.UserReadPositions(e.ctx, db, alice, []string{e.room}); err != nil || reads.Of(e.room, "main") != w.Position() {
+			t.Fatalf("alice's own read after the flush: %v %v, want %d", reads, err, w.Position())
+		}
+	})
+}
+
+// A user's own event reads their thread at once for the counts, but is written with the
+// pending actions; a user with an HTTP pusher has theirs written at once, as their badge is
+// counted from the database.
+func TestOwnReadsPending(t *testing.T) {
+	storagetest.ForEachBackend(t, func(t *testing.T, db *storage.DB) {
+		e := newPendingEnv(t, db)
+		w := e.worker()
+		written := func(user string) int64 {
+			t.Helper()
+			reads, err := storage.UserReadPositions(e.ctx, db, user, []string{e.room})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return reads.Of(e.room, "main")
+		}
+		e.send(alice, "one")
+		e.send(alice, "two")
+		e.step(w, false)
+		if n := e.count(w, carol); n != 2 {
+			t.Fatalf("carol's count: %d", n)
+		}
+		e.send(carol, "three")
+		e.step(w, false)
+		if n := e.count(w, carol); n != 0 {
+			t.Fatalf("carol's count after she wrote: %d", n)
+		}
+		if n, err := w.totalUnread(e.ctx, bob); n != 3 || err != nil {
+			t.Fatalf("bob's badge: %d %v", n, err)
+		}
+		if pos := written(carol); pos != 0 {
+			t.Fatalf("carol's own read written before a flush: %d", pos)
+		}
+		e.step(w, true)
+		if pos := written(carol); pos != w.Position() {
+			t.Fatalf("carol's own read after the flush: %d, want %d", pos, w.Position())
+		}
+		if n := e.count(w, carol); n != 0 {
+			t.Fatalf("carol's count after the flush: %d", n)
+		}
+
+		// Bob has an HTTP pusher: his own event is written with its batch.
+		w.deliver.mu.Lock()
+		w.deliver.httpPushers[bob] = []pusherKey{{bob, "app", "key"}}
+		w.deliver.mu.Unlock()
+		e.send(bob, "four")
+		e.step(w, false)
+		if pos := written(bob); pos != w.Position() {
+			t.Fatalf("bob's own read: %d, want %d", pos, w.Position())
+		}
+		if n, err := w.totalUnread(e.ctx, bob); n != 0 || err != nil {
+			t.Fatalf("bob's badge after he wrote: %d %v", n, err)
 		}
 	})
 }

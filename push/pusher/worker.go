@@ -127,8 +127,11 @@ type Worker struct {
 	// (pending.go).
 	pending  map[string][]storage.PushAction
 	recorded int64
-	// nPending counts pending; pendingSince is when the oldest was published. Used only by
-	// Run's goroutine.
+	// pendingReads are the own reads (a user's own event reads its thread) evaluated but not
+	// written yet, by user: written with the pending actions, and under the same rules.
+	pendingReads map[string]storage.ReadPositions
+	// nPending counts pending; pendingSince is when the oldest action or read was published.
+	// Used only by Run's goroutine.
 	nPending     int
 	pendingSince time.Time
 
@@ -158,15 +161,16 @@ func New(cfg Config, log *logrus.Entry) *Worker {
 		cfg.Now = time.Now
 	}
 	w := &Worker{
-		cfg:       cfg,
-		log:       log.WithField("component", "pusher"),
-		newEvents: make(chan struct{}, 1),
-		feed:      map[int64]roomserver.NewEvent{},
-		rooms:     map[storage.RoomNID]*roomContext{},
-		flushReq:  make(chan chan error),
-		progress:  make(chan struct{}),
-		pending:   map[string][]storage.PushAction{},
-		recorded:  math.MaxInt64,
+		cfg:          cfg,
+		log:          log.WithField("component", "pusher"),
+		newEvents:    make(chan struct{}, 1),
+		feed:         map[int64]roomserver.NewEvent{},
+		rooms:        map[storage.RoomNID]*roomContext{},
+		flushReq:     make(chan chan error),
+		progress:     make(chan struct{}),
+		pending:      map[string][]storage.PushAction{},
+		pendingReads: map[string]storage.ReadPositions{},
+		recorded:     math.MaxInt64,
 	}
 	w.deliver = newDelivery(w)
 	w.badges = newBadges(w)
@@ -299,7 +303,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		// Wake for new events, a Flush, or when the oldest pending action is due.
 		wait := 30 * time.Second // a safety net; the subscription is the signal
-		if w.nPending > 0 {
+		if w.hasPending() {
 			wait = time.Until(w.pendingSince.Add(flushInterval))
 		}
 		timer := time.NewTimer(wait)
