@@ -63,15 +63,13 @@ func (tx *Tx) SetOwnEventRead(ctx context.Context, userID, roomID, threadID stri
 func (tx *Tx) InsertPushActions(ctx context.Context, acts []PushAction) error {
 	const perRow = 9
 	for chunk := range binaryChunks(acts, maxRowsPerInsert) {
-		values := make([]string, len(chunk))
 		args := make([]any, 0, perRow*len(chunk))
-		for i, a := range chunk {
-			values[i] = "(" + placeholders(1+i*perRow, perRow) + ")"
+		for _, a := range chunk {
 			args = append(args, a.UserID, a.RoomID, a.EventID, a.StreamPos, a.ThreadID, a.Notify, a.Highlight, string(a.Actions), a.TS)
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO event_push_actions
 			(user_id, room_id, event_id, stream_pos, thread_id, notify, highlight, actions, ts)
-			VALUES `+strings.Join(values, ", ")+` ON CONFLICT (user_id, stream_pos) DO NOTHING`, args...)
+			VALUES `+rowValues(len(chunk), perRow)+` ON CONFLICT (user_id, stream_pos) DO NOTHING`, args...)
 		if err != nil {
 			return fmt.Errorf("storage: recording push actions: %w", err)
 		}

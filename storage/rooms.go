@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 // Short ids. Rooms, events and the strings of state tuples are stored once and referred to by
@@ -179,15 +181,34 @@ func (tx *Tx) UpdateForwardExtremities(ctx context.Context, room RoomNID, add Ev
 
 // placeholders returns "$from, $from+1, ..." for n arguments.
 func placeholders(from, n int) string {
-	var b strings.Builder
+	b := make([]byte, 0, n*6)
 	for i := range n {
 		if i > 0 {
-			b.WriteString(", ")
+			b = append(b, ", "...)
 		}
-		fmt.Fprintf(&b, "$%d", from+i)
+		b = append(b, '$')
+		b = strconv.AppendInt(b, int64(from+i), 10)
 	}
-	return b.String()
+	return string(b)
 }
+
+// rowValues returns "($1, ..., $cols), ($cols+1, ...), ..." for rows rows of cols arguments:
+// the VALUES list of a multi-row INSERT. The lists are kept: binaryChunks asks for few sizes.
+func rowValues(rows, cols int) string {
+	key := [2]int{rows, cols}
+	if v, ok := rowValuesCache.Load(key); ok {
+		return v.(string)
+	}
+	parts := make([]string, rows)
+	for i := range parts {
+		parts[i] = "(" + placeholders(1+i*cols, cols) + ")"
+	}
+	v := strings.Join(parts, ", ")
+	rowValuesCache.Store(key, v)
+	return v
+}
+
+var rowValuesCache sync.Map // [2]int{rows, cols} -> string
 
 func queryNIDs[N ~int64](ctx context.Context, r Reader, query string, args ...any) ([]N, error) {
 	rows, err := r.Query(ctx, query, args...)
