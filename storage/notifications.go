@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -361,10 +362,48 @@ func (tx *Tx) DeleteUserPushActions(ctx context.Context, userID string) error {
 }
 
 // PrunePushActions deletes the push actions recorded before beforeTS (milliseconds) and
-// returns how many went.
+// returns how many went. An action's ts is when the worker evaluated it, which it does in
+// stream order, so ts grows with stream_pos: the cut is found by a binary search over the
+// positions, on the stream_pos index, rather than on an index of ts that every insert would
+// pay for (migration 0026). Should the clock have gone back, an action after the cut but
+// older than beforeTS waits for a later pass, and one before it but newer stays.
 func (tx *Tx) PrunePushActions(ctx context.Context, beforeTS int64) (int64, error) {
+	// first is the first action at or after a position: its position and time; ok is false
+	// when there is none.
+	first := func(pos int64) (at, ts int64, ok bool, err error) {
+		err = tx.QueryRow(ctx, `SELECT stream_pos, ts FROM event_push_actions WHERE stream_pos >= $1
+			ORDER BY stream_pos LIMIT 1`, pos).Scan(&at, &ts)
+		if errors.Is(err, ErrNotFound) {
+			return 0, 0, false, nil
+		}
+		return at, ts, err == nil, err
+	}
+	low, ts, ok, err := first(math.MinInt64)
+	if err != nil {
+		return 0, fmt.Errorf("storage: pruning push actions: %w", err)
+	}
+	if !ok || ts >= beforeTS {
+		return 0, nil
+	}
+	var high int64
+	if err := tx.QueryRow(ctx, `SELECT MAX(stream_pos) FROM event_push_actions`).Scan(&high); err != nil {
+		return 0, fmt.Errorf("storage: pruning push actions: %w", err)
+	}
+	high++ // low's action is older than beforeTS; none at or after high is
+	for high-low > 1 {
+		mid := low + (high-low)/2
+		at, ts, ok, err := first(mid)
+		if err != nil {
+			return 0, fmt.Errorf("storage: pruning push actions: %w", err)
+		}
+		if ok && ts < beforeTS {
+			low = at
+		} else {
+			high = mid
+		}
+	}
 	tx.pushActionsDeleted = true
-	res, err := tx.Exec(ctx, `DELETE FROM event_push_actions WHERE ts < $1`, beforeTS)
+	res, err := tx.Exec(ctx, `DELETE FROM event_push_actions WHERE stream_pos <= $1 AND ts < $2`, low, beforeTS)
 	if err != nil {
 		return 0, fmt.Errorf("storage: pruning push actions: %w", err)
 	}

@@ -249,3 +249,50 @@ func TestPusherStorage(t *testing.T) {
 		}
 	})
 }
+
+// Pruning finds its cut by stream position, whatever the number of actions and the cut.
+func TestPrunePushActionsByPosition(t *testing.T) {
+	storagetest.ForEachBackend(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		prune := func(before int64) int64 {
+			t.Helper()
+			var n int64
+			if err := db.WithTx(ctx, func(tx *storage.Tx) error {
+				var err error
+				n, err = tx.PrunePushActions(ctx, before)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if n := prune(1 << 40); n != 0 {
+			t.Fatalf("pruned %d of none", n)
+		}
+		// Three users notified at positions 3, 6, ..., 300 (some positions have none), each
+		// evaluated at ts = 10 × position.
+		var acts []storage.PushAction
+		for pos := int64(3); pos <= 300; pos += 3 {
+			for _, u := range []string{"@a:x", "@b:x", "@c:x"} {
+				acts = append(acts, storage.PushAction{UserID: u, RoomID: "!r:x", EventID: fmt.Sprint("$", pos),
+					StreamPos: pos, ThreadID: storage.ThreadMain, Notify: true, Actions: json.RawMessage(`["notify"]`), TS: 10 * pos})
+			}
+		}
+		if err := db.WithTx(ctx, func(tx *storage.Tx) error { return tx.InsertPushActions(ctx, acts) }); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct{ before, want int64 }{
+			{30, 0},        // ts 30 is the oldest: not before 30
+			{31, 3},        // position 3
+			{905, 3 * 29},  // positions 6 … 90
+			{930, 0},       // the next, 93, is at 930
+			{2995, 3 * 69}, // 93 … 297
+			{1 << 40, 3},   // 300
+			{1 << 40, 0},
+		} {
+			if n := prune(c.before); n != c.want {
+				t.Errorf("pruning before %d: %d, want %d", c.before, n, c.want)
+			}
+		}
+	})
+}
