@@ -87,7 +87,20 @@ func (w *Worker) processBatch(ctx context.Context, pos int64, asked, skipFailing
 	if err := w.findRedacted(ctx, b); err != nil {
 		return pos, err
 	}
-	if err := w.commit(ctx, b, asked || w.flushDue(b)); err != nil {
+	flush := asked || w.flushDue(b)
+	if flush && !asked && !w.forPushers(b) {
+		// A flush that is only due (time, size) follows the batch's publication rather than
+		// preceding it: a /sync waiting for these events' counts (WaitFor) does not wait for
+		// the write. Should the write fail, what it held stays pending for the next.
+		if err := w.commit(ctx, b, false); err != nil {
+			return pos, err
+		}
+		if err := w.commit(ctx, &batch{next: b.next}, true); err != nil && ctx.Err() == nil {
+			w.log.WithError(err).Error("could not write pending notifications")
+		}
+		return b.next, nil
+	}
+	if err := w.commit(ctx, b, flush); err != nil {
 		return pos, err
 	}
 	return b.next, nil

@@ -355,19 +355,24 @@ func (w *Worker) flushDue(b *batch) bool {
 		// Nothing notified for a while: the position is written anyway, so that a restart
 		// does not read a long stretch again.
 	default:
-		if w.deliver.delivers(b.acts) {
-			return true
-		}
-		// A badge is counted from the database (totalUnread): the reads of users with
-		// pushers are written at once.
-		for _, r := range b.reads {
-			if w.deliver.pushesTo(r.userID) {
-				return true
-			}
-		}
-		return false
+		return w.forPushers(b)
 	}
 	return true
+}
+
+// forPushers says whether b must be written before it is published: delivery reads the
+// actions of users with HTTP pushers from the database, and their badge is counted there
+// (totalUnread), so their actions and own reads are written at once.
+func (w *Worker) forPushers(b *batch) bool {
+	if w.deliver.delivers(b.acts) {
+		return true
+	}
+	for _, r := range b.reads {
+		if w.deliver.pushesTo(r.userID) {
+			return true
+		}
+	}
+	return false
 }
 
 // findRedacted sets b.redacted: the events of b.redacts that the room server redacted. It
