@@ -480,7 +480,13 @@ func (w *Worker) commit(ctx context.Context, b *batch, flush bool) error {
 	if len(users) > 0 {
 		w.cfg.Waker.UserChanged(users...)
 	}
-	// Delivery reads what is written: wake the pushers of the users whose actions were.
+	w.kickWritten(rows)
+	return nil
+}
+
+// kickWritten wakes the pushers of the users whose actions rows (by user) were written:
+// delivery reads what is written.
+func (w *Worker) kickWritten(rows []storage.PushAction) {
 	var last string
 	for _, a := range rows {
 		if a.UserID != last {
@@ -488,7 +494,6 @@ func (w *Worker) commit(ctx context.Context, b *batch, flush bool) error {
 			last = a.UserID
 		}
 	}
-	return nil
 }
 
 // flushOldest writes the oldest pending actions, in transactions of about flushChunk, until at
@@ -537,13 +542,7 @@ func (w *Worker) flushOldest(ctx context.Context) error {
 		w.recorded = upTo
 		w.mu.Unlock()
 		w.nPending -= n
-		var last string
-		for _, a := range rows {
-			if a.UserID != last {
-				w.deliver.kickUser(a.UserID)
-				last = a.UserID
-			}
-		}
+		w.kickWritten(rows)
 	}
 	return nil
 }

@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/sirupsen/logrus"
 
 	"myelin/keys"
 	"myelin/push"
@@ -56,9 +53,7 @@ func newPendingEnv(t *testing.T, db *storage.DB) *pendingEnv {
 }
 
 func (e *pendingEnv) newWorker() *Worker {
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	return New(Config{ServerName: "x.test", DB: e.db, Rules: push.NewStore(e.db), Waker: &lastWaker{}}, logrus.NewEntry(log))
+	return New(Config{ServerName: "x.test", DB: e.db, Rules: push.NewStore(e.db), Waker: &lastWaker{}}, discardLog())
 }
 
 // worker returns a worker over the database, its position loaded as Run loads it.
