@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // The end-to-end encryption key store's tables (migration 0006). These functions know columns,
@@ -82,15 +81,13 @@ type OneTimeKey struct {
 func (tx *Tx) InsertOneTimeKeys(ctx context.Context, keys []OneTimeKey) (existing map[[2]string][]byte, err error) {
 	const perKey = 6
 	inserted := map[[2]string]bool{}
-	for chunk := range chunks(keys, maxInArgs/perKey) {
-		values := make([]string, len(chunk))
+	for chunk := range binaryChunks(keys, maxRowsPerInsert) {
 		args := make([]any, 0, perKey*len(chunk))
-		for i, k := range chunk {
-			values[i] = "(" + placeholders(1+i*perKey, perKey) + ")"
+		for _, k := range chunk {
 			args = append(args, k.UserID, k.DeviceID, k.Algorithm, k.KeyID, string(k.KeyJSON), k.UploadPos)
 		}
 		rows, err := tx.Query(ctx, `INSERT INTO e2e_one_time_keys (user_id, device_id, algorithm, key_id, key_json, upload_pos)
-			VALUES `+strings.Join(values, ", ")+` ON CONFLICT DO NOTHING RETURNING algorithm, key_id`, args...)
+			VALUES `+rowValues(len(chunk), perKey)+` ON CONFLICT DO NOTHING RETURNING algorithm, key_id`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("storage: storing one-time keys: %w", err)
 		}

@@ -87,8 +87,8 @@ func (w *Worker) processBatch(ctx context.Context, pos int64, asked, skipFailing
 	if err := w.findRedacted(ctx, b); err != nil {
 		return pos, err
 	}
-	flush := asked || w.flushDue(b)
-	if flush && !asked && !w.forPushers(b) {
+	now := asked || w.forPushers(b)
+	if !now && w.flushDue(b) {
 		// A flush that is only due (time, size) follows the batch's publication rather than
 		// preceding it: a /sync waiting for these events' counts (WaitFor) does not wait for
 		// the write. Should the write fail, what it held stays pending for the next.
@@ -100,7 +100,7 @@ func (w *Worker) processBatch(ctx context.Context, pos int64, asked, skipFailing
 		}
 		return b.next, nil
 	}
-	if err := w.commit(ctx, b, flush); err != nil {
+	if err := w.commit(ctx, b, now); err != nil {
 		return pos, err
 	}
 	return b.next, nil

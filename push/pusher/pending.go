@@ -346,7 +346,9 @@ func unreadAfter(acts []storage.PushAction, reads storage.ReadPositions) []stora
 	return slices.DeleteFunc(acts, func(a storage.PushAction) bool { return a.StreamPos <= reads.Of(a.RoomID, a.ThreadID) })
 }
 
-// flushDue says whether the pending actions must be written with this batch.
+// flushDue says whether the pending actions and reads are due to be written after this batch:
+// by age, by number, or to record the position. What must be written before the batch is
+// published is forPushers'.
 func (w *Worker) flushDue(b *batch) bool {
 	switch {
 	case w.nPending+len(b.acts) >= maxPending:
@@ -355,7 +357,7 @@ func (w *Worker) flushDue(b *batch) bool {
 		// Nothing notified for a while: the position is written anyway, so that a restart
 		// does not read a long stretch again.
 	default:
-		return w.forPushers(b)
+		return false
 	}
 	return true
 }
