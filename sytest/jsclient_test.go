@@ -91,6 +91,10 @@ type jsScenarioResult struct {
 		Name string `json:"name"`
 		MS   int    `json:"ms"`
 	} `json:"steps"`
+	Waits []struct {
+		Name string `json:"name"`
+		MS   int    `json:"ms"`
+	} `json:"waits"`
 	MS int `json:"ms"`
 }
 
@@ -119,6 +123,9 @@ func TestJSClient(t *testing.T) {
 		t.Logf("%s: scenario passed in %d ms", res.SDK, res.MS)
 		for _, s := range res.Steps {
 			t.Logf("  %-70s %5d ms", s.Name, s.MS)
+		}
+		for _, w := range res.Waits {
+			t.Logf("  waited %5d ms for %s", w.MS, w.Name)
 		}
 	})
 }

@@ -47,6 +47,9 @@ logger.setLevel(debug ? "debug" : "info");
 
 const started = Date.now();
 const steps = [];
+// Waits of `until` that took longer than a second, in the result (the slow ones are where a
+// timeout would strike first).
+const waits = [];
 let current = "start";
 
 /** step runs one named part of the scenario and records how long it took. */
@@ -62,12 +65,16 @@ class ScenarioError extends Error {}
 
 /** until polls the SDK's state (fed by its own sync loop) until check returns a truthy value. */
 async function until(what, check, timeoutMs = 15000, intervalMs = 25) {
-    const limit = Date.now() + timeoutMs;
+    const t0 = Date.now();
+    const limit = t0 + timeoutMs;
     let last;
     for (;;) {
         try {
             const v = await check();
-            if (v) return v;
+            if (v) {
+                if (Date.now() - t0 > 1000) waits.push({ name: what, ms: Date.now() - t0 });
+                return v;
+            }
         } catch (e) {
             last = e;
         }
@@ -380,14 +387,16 @@ async function main() {
             });
             await crypto.resetKeyBackup();
             // The SDK uploads its room keys after a random delay of up to 10 s (to spread the load
-            // of many clients); checkKeyBackupAndEnable asks the server for the backup again.
+            // of many clients), and backs off 1, 2, 4, 8 s after a failed upload; a CI run on two
+            // busy cores once took more than 25 s. checkKeyBackupAndEnable asks the server for the
+            // backup again.
             const check = await until(
                 "bob's SDK to see a trusted key backup on the server holding his room keys",
                 async () => {
                     const c = await crypto.checkKeyBackupAndEnable();
                     return c?.backupInfo?.count >= 1 && c;
                 },
-                25000,
+                35000,
                 500,
             );
             assert(
@@ -450,6 +459,7 @@ async function main() {
     bob.client.stopClient();
     result.ok = true;
     result.steps = steps;
+    result.waits = waits;
     result.ms = Date.now() - started;
     return result;
 }
