@@ -504,21 +504,31 @@ func (w *Worker) kickWritten(rows []storage.PushAction) {
 // after it, recorded moves to it, so readers count each action once throughout. A redacted
 // event's actions written this way are deleted by commit, as those of an earlier flush.
 func (w *Worker) flushOldest(ctx context.Context) error {
-	for w.nPending > flushChunk {
-		var all []storage.PushAction
-		for _, acts := range w.pending {
-			all = append(all, acts...)
+	if w.nPending <= flushChunk {
+		return nil
+	}
+	// Every pending action once, oldest first, by reference: published slices are never
+	// changed in place, and the loop below only reslices them.
+	all := make([]*storage.PushAction, 0, w.nPending)
+	for _, acts := range w.pending {
+		for i := range acts {
+			all = append(all, &acts[i])
 		}
-		slices.SortFunc(all, func(a, b storage.PushAction) int { return cmp.Compare(a.StreamPos, b.StreamPos) })
-		upTo := all[flushChunk-1].StreamPos
-		n := flushChunk
+	}
+	slices.SortFunc(all, func(a, b *storage.PushAction) int { return cmp.Compare(a.StreamPos, b.StreamPos) })
+	for start := 0; w.nPending > flushChunk && len(all)-start > flushChunk; {
+		upTo := all[start+flushChunk-1].StreamPos
+		n := start + flushChunk
 		for n < len(all) && all[n].StreamPos == upTo {
 			n++ // an event's actions are written together
 		}
 		if n == len(all) {
 			return nil // one event's actions: they go with the batch
 		}
-		rows := all[:n]
+		rows := make([]storage.PushAction, n-start)
+		for i, a := range all[start:n] {
+			rows[i] = *a
+		}
 		slices.SortFunc(rows, func(a, b storage.PushAction) int { // the table's key order
 			return cmp.Or(strings.Compare(a.UserID, b.UserID), cmp.Compare(a.StreamPos, b.StreamPos))
 		})
@@ -543,8 +553,9 @@ func (w *Worker) flushOldest(ctx context.Context) error {
 		w.dropPendingReads(upTo)
 		w.recorded = upTo
 		w.mu.Unlock()
-		w.nPending -= n
+		w.nPending -= n - start
 		w.kickWritten(rows)
+		start = n
 	}
 	return nil
 }
