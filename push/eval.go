@@ -3,6 +3,7 @@ package push
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -32,6 +33,9 @@ func (rs *Ruleset) Evaluate(ev *Event, r Room) Outcome {
 		for i := range rs.Kind(kind) {
 			rule := &rs.Kind(kind)[i]
 			if rule.Enabled && rule.matches(kind, ev, r) {
+				if rule.outcome != nil {
+					return *rule.outcome
+				}
 				return outcomeOf(rule)
 			}
 		}
@@ -187,6 +191,25 @@ func scalarEqual(v any, want json.RawMessage) bool {
 		return err == nil && a == b
 	}
 	return false
+}
+
+// prepare reads every rule's actions once, for a rule set that is shared and never changed
+// after: evaluating an event for every member of a room would otherwise decode the same
+// actions for each.
+func (rs *Ruleset) prepare() error {
+	for _, kind := range Kinds {
+		rules := rs.Kind(kind)
+		for i := range rules {
+			o := outcomeOf(&rules[i])
+			js, err := json.Marshal(nonNil(rules[i].Actions))
+			if err != nil {
+				return fmt.Errorf("push: actions of %s: %w", rules[i].RuleID, err)
+			}
+			o.ActionsJSON = js
+			rules[i].outcome = &o
+		}
+	}
+	return nil
 }
 
 // outcomeOf reads what a matching rule's actions ask for. The historical "dont_notify" and

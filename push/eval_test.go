@@ -132,8 +132,13 @@ func TestContainsDisplayName(t *testing.T) {
 }
 
 // Each default rule, through Evaluate over the whole default rule set.
+// TestDefaultRules evaluates the defaults as built and as the Store prepares them (each
+// rule's actions read once): the outcomes must be the same.
 func TestDefaultRules(t *testing.T) {
-	rs := Default(alice)
+	plain, prepared := Default(alice), Default(alice)
+	if err := prepared.prepare(); err != nil {
+		t.Fatal(err)
+	}
 	msg := func(content string) string {
 		return `{"type":"m.room.message","sender":"@bob:example.org","room_id":"!r:example.org","content":` + content + `}`
 	}
@@ -167,9 +172,17 @@ func TestDefaultRules(t *testing.T) {
 		{"other event", `{"type":"m.room.topic","sender":"@bob:example.org","state_key":"","content":{"topic":"x"}}`, group, "", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := rs.Evaluate(mustEvent(t, tc.event), tc.room)
-			if o.RuleID != tc.rule || o.Notify != tc.notify || o.Highlight != tc.highlit {
-				t.Errorf("got rule %q notify %v highlight %v; want %q %v %v", o.RuleID, o.Notify, o.Highlight, tc.rule, tc.notify, tc.highlit)
+			for _, rs := range []*Ruleset{plain, prepared} {
+				o := rs.Evaluate(mustEvent(t, tc.event), tc.room)
+				if o.RuleID != tc.rule || o.Notify != tc.notify || o.Highlight != tc.highlit {
+					t.Errorf("got rule %q notify %v highlight %v; want %q %v %v", o.RuleID, o.Notify, o.Highlight, tc.rule, tc.notify, tc.highlit)
+				}
+				if rs == prepared && o.RuleID != "" {
+					want, _ := json.Marshal(o.Actions)
+					if string(o.ActionsJSON) != string(want) {
+						t.Errorf("prepared actions %s, want %s", o.ActionsJSON, want)
+					}
+				}
 			}
 		})
 	}

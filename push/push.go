@@ -36,6 +36,10 @@ type Rule struct {
 	Conditions []Condition       `json:"conditions,omitempty"`
 	Pattern    *string           `json:"pattern,omitempty"`
 	Actions    []json.RawMessage `json:"actions"`
+
+	// outcome is what the actions ask for, read once for the rule sets the Store caches
+	// (prepare), which are never changed; nil elsewhere, where Evaluate reads the actions.
+	outcome *Outcome
 }
 
 // Ruleset is the "global" rule set of a user: the rules of each kind in priority order.
@@ -83,6 +87,9 @@ type Outcome struct {
 	Highlight bool
 	// Actions are the matching rule's actions, as the rule holds them.
 	Actions []json.RawMessage
+	// ActionsJSON is Actions as a JSON array, when the rule set was prepared (a Store's rule
+	// sets are); nil otherwise.
+	ActionsJSON json.RawMessage
 }
 
 // MarshalJSON writes the rule as the spec's PushRule: "conditions" is present for override and

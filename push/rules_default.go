@@ -128,6 +128,7 @@ func IsDefaultRuleID(ruleID string) bool { return strings.HasPrefix(ruleID, ".")
 // original alone (the JSON values themselves are never changed in place).
 func (r Rule) clone() Rule {
 	c := r
+	c.outcome = nil // the copy may be changed
 	if r.Conditions != nil {
 		c.Conditions = slices.Clone(r.Conditions)
 	}

@@ -54,6 +54,9 @@ func (s *Store) Rules(ctx context.Context, userID string) (*Ruleset, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := rs.prepare(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	if s.gen == gen {
 		if len(s.cache) >= maxCachedUsers {

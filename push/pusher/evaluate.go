@@ -200,9 +200,11 @@ func (w *Worker) actions(ctx context.Context, rc *roomContext, ev *event.Event, 
 				return nil, err
 			}
 		}
-		actions, err := json.Marshal(out.Actions)
-		if err != nil {
-			return nil, err
+		actions := out.ActionsJSON
+		if actions == nil {
+			if actions, err = json.Marshal(out.Actions); err != nil {
+				return nil, err
+			}
 		}
 		acts = append(acts, storage.PushAction{
 			UserID: user, RoomID: rc.roomID, EventID: ev.ID(), StreamPos: pos, ThreadID: threadID,
