@@ -16,7 +16,7 @@ import (
 // from the moment the list changes.
 
 // IgnoredUserListType is the account data type of the list.
-const IgnoredUserListType = "m.ignored_user_list"
+const IgnoredUserListType = storage.IgnoredUserListType
 
 // IgnoredUsers returns the users userID ignores; nil if none.
 func IgnoredUsers(ctx context.Context, r storage.Reader, userID string) (map[string]bool, error) {

@@ -20,6 +20,9 @@ type AccountData struct {
 // SetAccountData stores an entry of a user's account data at a new position on
 // AccountDataStream, which it returns.
 func (tx *Tx) SetAccountData(ctx context.Context, userID, roomID, dataType string, content []byte) (int64, error) {
+	if dataType == IgnoredUserListType {
+		tx.ignoreListsChanged = true
+	}
 	pos, err := tx.NextStreamPosition(ctx, AccountDataStream)
 	if err != nil {
 		return 0, err
@@ -33,6 +36,14 @@ func (tx *Tx) SetAccountData(ctx context.Context, userID, roomID, dataType strin
 	}
 	return pos, nil
 }
+
+// IgnoredUserListType is the account data type of a user's ignore list. Its readers may cache
+// lists as long as IgnoreListChanges stays the same.
+const IgnoredUserListType = "m.ignored_user_list"
+
+// IgnoreListChanges counts the committed transactions of this process that set or deleted an
+// ignore list. A transaction that failed to commit may count too.
+func (db *DB) IgnoreListChanges() uint64 { return db.ignoreListChanges.Load() }
 
 // GetAccountData returns one entry of a user's account data; ErrNotFound if it was never set.
 func GetAccountData(ctx context.Context, r Reader, userID, roomID, dataType string) (AccountData, error) {

@@ -40,6 +40,7 @@ func GetFilter(ctx context.Context, r Reader, userID string, filterID int64) (js
 // DeleteUserSyncData removes what /sync keeps for a user (filters, account data, lazy-loading
 // records), when the account is erased.
 func (tx *Tx) DeleteUserSyncData(ctx context.Context, userID, localpart string) error {
+	tx.ignoreListsChanged = true
 	for _, q := range []struct{ sql, arg string }{
 		{`DELETE FROM filters WHERE user_id = $1`, userID},
 		{`DELETE FROM account_data WHERE user_id = $1`, userID},

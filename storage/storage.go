@@ -47,6 +47,9 @@ type DB struct {
 	// pushDeletions counts the committed transactions that deleted push actions
 	// (PushActionDeletions).
 	pushDeletions atomic.Uint64
+	// ignoreListChanges counts the committed transactions that changed or deleted an
+	// m.ignored_user_list (IgnoreListChanges).
+	ignoreListChanges atomic.Uint64
 	// checkpoints folds SQLite's write-ahead log back in the background (checkpoint.go); nil
 	// with PostgreSQL.
 	checkpoints *checkpointer

@@ -24,6 +24,9 @@ type Tx struct {
 	tokensChanged bool
 	// pushActionsDeleted: push actions were deleted; PushActionDeletions moves after the commit.
 	pushActionsDeleted bool
+	// ignoreListsChanged: an m.ignored_user_list was set or deleted; IgnoreListChanges moves
+	// after the commit.
+	ignoreListsChanged bool
 }
 
 var _ Reader = (*Tx)(nil)
@@ -79,6 +82,9 @@ func (db *DB) withTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn 
 	}
 	if tx.pushActionsDeleted {
 		db.pushDeletions.Add(1)
+	}
+	if tx.ignoreListsChanged {
+		db.ignoreListChanges.Add(1)
 	}
 	if err != nil {
 		return fmt.Errorf("storage: committing: %w", db.dialect.mapErr(err))

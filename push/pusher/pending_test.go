@@ -296,6 +296,49 @@ func TestPusherUsersActionsWrittenAtOnce(t *testing.T) {
 	})
 }
 
+// Ignore lists are cached between batches and read again once one changes: carol's count
+// follows her list as she ignores alice, stops and ignores her again; an erased account's list
+// goes too.
+func TestIgnoreListsFollowChanges(t *testing.T) {
+	storagetest.ForEachBackend(t, func(t *testing.T, db *storage.DB) {
+		e := newPendingEnv(t, db)
+		w := e.worker()
+		setList := func(ignored string) {
+			t.Helper()
+			err := db.WithTx(e.ctx, func(tx *storage.Tx) error {
+				_, err := tx.SetAccountData(e.ctx, carol, "", storage.IgnoredUserListType, json.RawMessage(`{"ignored_users":{`+ignored+`}}`))
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		counted := 0
+		sendAndCount := func(want int) {
+			t.Helper()
+			e.send(alice, "hi")
+			e.step(w, false)
+			counted += want
+			if n := e.count(w, carol); n != counted {
+				t.Fatalf("carol counts %d, want %d", n, counted)
+			}
+		}
+		sendAndCount(1)
+		setList(`"` + alice + `":{}`)
+		sendAndCount(0)
+		sendAndCount(0)
+		setList(``)
+		sendAndCount(1)
+		setList(`"` + alice + `":{}`)
+		sendAndCount(0)
+		err := db.WithTx(e.ctx, func(tx *storage.Tx) error { return tx.DeleteUserSyncData(e.ctx, carol, "carol") })
+		if err != nil {
+			t.Fatal(err)
+		}
+		sendAndCount(1)
+	})
+}
+
 // Run moves its position as it evaluates, writes on Flush and when it returns; a worker that
 // stopped without writing (a crash) loses only what was pending, which the next evaluates
 // again from the position written, counting each event once.
