@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -49,6 +50,20 @@ func ToDeviceMessagesAfter(ctx context.Context, r Reader, userID, deviceID strin
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// HasToDeviceMessagesUpTo reports whether a device has messages queued at positions up to upTo.
+func HasToDeviceMessagesUpTo(ctx context.Context, r Reader, userID, deviceID string, upTo int64) (bool, error) {
+	var one int
+	err := r.QueryRow(ctx, `SELECT 1 FROM e2e_to_device WHERE user_id = $1 AND device_id = $2 AND stream_pos <= $3 LIMIT 1`,
+		userID, deviceID, upTo).Scan(&one)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("storage: reading to-device messages: %w", err)
+	}
+	return true, nil
 }
 
 // DeleteToDeviceMessagesUpTo removes the messages of a device at positions up to upTo: they
