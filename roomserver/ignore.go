@@ -18,19 +18,29 @@ import (
 // IgnoredUserListType is the account data type of the list.
 const IgnoredUserListType = storage.IgnoredUserListType
 
-// IgnoredUsers returns the users userID ignores; nil if none.
+// IgnoredUsers returns the users userID ignores; nil if none. Read through the database (not
+// a transaction), the list comes from storage's cache of committed lists.
 func IgnoredUsers(ctx context.Context, r storage.Reader, userID string) (map[string]bool, error) {
-	d, err := storage.GetAccountData(ctx, r, userID, "", IgnoredUserListType)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil
+	var content json.RawMessage
+	if db, ok := r.(*storage.DB); ok {
+		var err error
+		if content, err = db.IgnoredUserListContent(ctx, userID); err != nil {
+			return nil, err
+		}
+	} else {
+		d, err := storage.GetAccountData(ctx, r, userID, "", IgnoredUserListType)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, err
+		}
+		content = d.Content
 	}
-	if err != nil {
-		return nil, err
+	if content == nil {
+		return nil, nil
 	}
 	var c struct {
 		Ignored map[string]json.RawMessage `json:"ignored_users"`
 	}
-	if json.Unmarshal(d.Content, &c) != nil || len(c.Ignored) == 0 {
+	if json.Unmarshal(content, &c) != nil || len(c.Ignored) == 0 {
 		return nil, nil // a malformed list ignores nobody
 	}
 	out := make(map[string]bool, len(c.Ignored))

@@ -3,7 +3,9 @@ package storage
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync"
 )
 
 // AccountDataStream is the stream whose positions order account data changes.
@@ -44,6 +46,51 @@ const IgnoredUserListType = "m.ignored_user_list"
 // IgnoreListChanges counts the committed transactions of this process that set or deleted an
 // ignore list. A transaction that failed to commit may count too.
 func (db *DB) IgnoreListChanges() uint64 { return db.ignoreListChanges.Load() }
+
+// maxCachedIgnoreLists bounds the ignore list cache; past it the cache starts over.
+const maxCachedIgnoreLists = 20000
+
+// ignoreListCache keeps the content of users' ignore lists (nil: none) as read while
+// IgnoreListChanges was gen. Every /sync and every visibility check reads the list of the
+// user it serves, and lists change rarely: a change empties the whole cache. Like the push
+// rule cache, it does not see a change made by another process on the same PostgreSQL
+// database.
+type ignoreListCache struct {
+	mu    sync.Mutex
+	gen   uint64
+	lists map[string]json.RawMessage
+}
+
+// IgnoredUserListContent returns the content of a user's m.ignored_user_list as committed, nil
+// if they have none, from a cache where it can.
+func (db *DB) IgnoredUserListContent(ctx context.Context, userID string) (json.RawMessage, error) {
+	c := &db.ignoreLists
+	gen := db.IgnoreListChanges()
+	c.mu.Lock()
+	if c.lists == nil || c.gen != gen || len(c.lists) >= maxCachedIgnoreLists {
+		c.gen, c.lists = gen, map[string]json.RawMessage{}
+	}
+	content, ok := c.lists[userID]
+	c.mu.Unlock()
+	if ok {
+		return content, nil
+	}
+	d, err := GetAccountData(ctx, db, userID, "", IgnoredUserListType)
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		content = d.Content
+	}
+	// Kept only if no change committed since gen was taken: the read may have missed it.
+	c.mu.Lock()
+	if c.gen == gen && db.IgnoreListChanges() == gen {
+		c.lists[userID] = content
+	}
+	c.mu.Unlock()
+	return content, nil
+}
 
 // GetAccountData returns one entry of a user's account data; ErrNotFound if it was never set.
 func GetAccountData(ctx context.Context, r Reader, userID, roomID, dataType string) (AccountData, error) {

@@ -50,6 +50,8 @@ type DB struct {
 	// ignoreListChanges counts the committed transactions that changed or deleted an
 	// m.ignored_user_list (IgnoreListChanges).
 	ignoreListChanges atomic.Uint64
+	// ignoreLists caches ignore lists between their changes (IgnoredUserListContent).
+	ignoreLists ignoreListCache
 	// checkpoints folds SQLite's write-ahead log back in the background (checkpoint.go); nil
 	// with PostgreSQL.
 	checkpoints *checkpointer
