@@ -214,12 +214,10 @@ func receiptEvent(receipts []storage.Receipt, viewer string) (basicEvent, bool) 
 func (h *syncHandlers) syncEphemeral(ctx context.Context, who Requester, since SyncToken, to *SyncToken, resp *syncResponse, req syncRequest) error {
 	eph := h.cfg.Ephemeral
 	if eph == nil || h.cfg.Rooms == nil {
+		to.Receipts = 0
 		return nil
 	}
-	var err error
-	if to.Receipts, err = storage.CurrentStreamPosition(ctx, h.db, storage.ReceiptsStream); err != nil {
-		return err
-	}
+	// to.Receipts was read with the other positions (computeSync).
 	to.Typing = eph.TypingPosition()
 	// A token from before a database reset (or with positions of another server) must not
 	// hide what follows.

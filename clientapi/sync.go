@@ -42,8 +42,6 @@ const (
 
 // SyncKeys is what /sync reads from the end-to-end encryption key store.
 type SyncKeys interface {
-	CurrentToDevicePosition(ctx context.Context) (int64, error)
-	CurrentDeviceListPosition(ctx context.Context) (int64, error)
 	ToDeviceSince(ctx context.Context, userID, deviceID string, since int64, limit int) ([]e2e.ToDeviceEvent, error)
 	AckToDevice(ctx context.Context, userID, deviceID string, upTo int64) error
 	DeviceListChanges(ctx context.Context, userID string, from, to int64) (e2e.DeviceListChanges, error)
@@ -178,13 +176,16 @@ func (h *syncHandlers) syncWait(ctx context.Context, who Requester, req syncRequ
 	deadline := h.now().Add(req.timeout)
 	for {
 		resp, err := h.computeSync(ctx, who, req)
-		if err != nil || !mayWait || !resp.empty() {
-			return resp, err
+		if err != nil {
+			return nil, err
 		}
-		left := deadline.Sub(h.now())
-		if left <= 0 {
+		if !mayWait || !resp.empty() || !h.now().Before(deadline) {
+			if err := h.syncKeyCounts(ctx, who, resp); err != nil {
+				return nil, err
+			}
 			return resp, nil
 		}
+		left := deadline.Sub(h.now())
 		t := time.NewTimer(min(left, syncRecheckInterval))
 		select {
 		case <-w.wake:

@@ -26,15 +26,16 @@ func (h *syncHandlers) computeSync(ctx context.Context, who Requester, req syncR
 		accountData []storage.AccountData
 	)
 	// One snapshot for the positions and the memberships, so that a membership never runs
-	// ahead of the events position of the token handed out.
+	// ahead of the events position of the token handed out. The positions of the other
+	// streams are read with it, in one query: each section below reads up to its position
+	// in to (and to-device messages beyond it, see syncKeys).
 	err := h.db.WithReadTx(ctx, func(r storage.Reader) error {
-		var err error
-		if to.Events, err = storage.CurrentStreamPosition(ctx, r, "events"); err != nil {
+		pos, err := storage.CurrentStreamPositions(ctx, r, "events", storage.AccountDataStream,
+			storage.ToDeviceStream, storage.DeviceListStream, storage.ReceiptsStream)
+		if err != nil {
 			return err
 		}
-		if to.AccountData, err = storage.CurrentStreamPosition(ctx, r, storage.AccountDataStream); err != nil {
-			return err
-		}
+		to.Events, to.AccountData, to.ToDevice, to.DeviceLists, to.Receipts = pos[0], pos[1], pos[2], pos[3], pos[4]
 		// A token from before a database reset must not hide everything that follows.
 		since.Events, since.AccountData = min(since.Events, to.Events), min(since.AccountData, to.AccountData)
 		if initial || req.fullState {
@@ -216,16 +217,9 @@ func (h *syncHandlers) isJoined(ctx context.Context, roomID, userID string) (boo
 func (h *syncHandlers) syncKeys(ctx context.Context, who Requester, initial bool, since, to SyncToken, resp *syncResponse) (SyncToken, error) {
 	next := to
 	if h.keys == nil {
+		next.ToDevice, next.DeviceLists = 0, 0
 		return next, nil
 	}
-	var err error
-	if to.ToDevice, err = h.keys.CurrentToDevicePosition(ctx); err != nil {
-		return next, err
-	}
-	if to.DeviceLists, err = h.keys.CurrentDeviceListPosition(ctx); err != nil {
-		return next, err
-	}
-	next.ToDevice, next.DeviceLists = to.ToDevice, to.DeviceLists
 	// A device that syncs with a token has received the messages before it.
 	if err := h.keys.AckToDevice(ctx, who.UserID, who.DeviceID, since.ToDevice); err != nil {
 		return next, err
@@ -252,25 +246,34 @@ func (h *syncHandlers) syncKeys(ctx context.Context, who Requester, initial bool
 			resp.DeviceLists = &changes
 		}
 	}
-	counts, err := h.keys.OneTimeKeyCounts(ctx, who.UserID, who.DeviceID)
-	if err != nil {
-		return next, err
-	}
-	for alg, n := range counts {
-		resp.OneTimeKeysCount[alg] = n
+	return next, nil
+}
+
+// syncKeyCounts fills in the device's one-time key counts and unused fallback key types, which
+// every response carries but none waits for: syncWait adds them to the response it returns,
+// not to each empty one a long-poll computes.
+func (h *syncHandlers) syncKeyCounts(ctx context.Context, who Requester, resp *syncResponse) error {
+	if h.keys != nil {
+		counts, err := h.keys.OneTimeKeyCounts(ctx, who.UserID, who.DeviceID)
+		if err != nil {
+			return err
+		}
+		for alg, n := range counts {
+			resp.OneTimeKeysCount[alg] = n
+		}
+		fallback, err := h.keys.UnusedFallbackKeyTypes(ctx, who.UserID, who.DeviceID)
+		if err != nil {
+			return err
+		}
+		if fallback != nil {
+			resp.UnusedFallback = fallback
+		}
 	}
 	// Clients read the absence of signed_curve25519 as "the server does not count keys".
 	if _, ok := resp.OneTimeKeysCount["signed_curve25519"]; !ok {
 		resp.OneTimeKeysCount["signed_curve25519"] = 0
 	}
-	fallback, err := h.keys.UnusedFallbackKeyTypes(ctx, who.UserID, who.DeviceID)
-	if err != nil {
-		return next, err
-	}
-	if fallback != nil {
-		resp.UnusedFallback = fallback
-	}
-	return next, nil
+	return nil
 }
 
 // roomWindow and window are in sync_timeline.go.

@@ -25,6 +25,36 @@ func (tx *Tx) NextStreamPosition(ctx context.Context, stream string) (int64, err
 	return pos, nil
 }
 
+// CurrentStreamPositions returns the last position allocated on each of streams, in their
+// order, 0 for a stream with none yet: one read where a /sync would make one per stream.
+func CurrentStreamPositions(ctx context.Context, r Reader, streams ...string) ([]int64, error) {
+	out := make([]int64, len(streams))
+	args := make([]any, len(streams))
+	for i, s := range streams {
+		args[i] = s
+	}
+	rows, err := r.Query(ctx, `SELECT stream, pos FROM stream_positions WHERE stream IN (`+placeholders(1, len(streams))+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("storage: stream positions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			stream string
+			pos    int64
+		)
+		if err := rows.Scan(&stream, &pos); err != nil {
+			return nil, err
+		}
+		for i, s := range streams {
+			if s == stream {
+				out[i] = pos
+			}
+		}
+	}
+	return out, rows.Err()
+}
+
 // CurrentStreamPosition returns the last position allocated on stream, 0 if none yet.
 func CurrentStreamPosition(ctx context.Context, r Reader, stream string) (int64, error) {
 	var pos int64

@@ -91,3 +91,25 @@ func TestStreamPositions(t *testing.T) {
 		}
 	})
 }
+
+// CurrentStreamPositions reads several streams at once, in the order asked, 0 for one unused.
+func TestCurrentStreamPositions(t *testing.T) {
+	storagetest.ForEachBackend(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		err := db.WithTx(ctx, func(tx *storage.Tx) error {
+			for _, s := range []string{"a", "b", "b", "c", "c", "c"} {
+				if _, err := tx.NextStreamPosition(ctx, s); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := storage.CurrentStreamPositions(ctx, db, "c", "unused", "a", "b")
+		if err != nil || !slices.Equal(got, []int64{3, 0, 1, 2}) {
+			t.Fatalf("positions = %v, %v; want [3 0 1 2]", got, err)
+		}
+	})
+}
