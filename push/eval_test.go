@@ -131,9 +131,8 @@ func TestContainsDisplayName(t *testing.T) {
 	}
 }
 
-// Each default rule, through Evaluate over the whole default rule set.
-// TestDefaultRules evaluates the defaults as built and as the Store prepares them (each
-// rule's actions read once): the outcomes must be the same.
+// Each default rule, through Evaluate over the whole default rule set, as built and as the
+// Store prepares it (each rule's actions read once): the outcomes must be the same.
 func TestDefaultRules(t *testing.T) {
 	plain, prepared := Default(alice), Default(alice)
 	if err := prepared.prepare(); err != nil {

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 )
@@ -64,32 +63,47 @@ type ignoreListCache struct {
 // IgnoredUserListContent returns the content of a user's m.ignored_user_list as committed, nil
 // if they have none, from a cache where it can.
 func (db *DB) IgnoredUserListContent(ctx context.Context, userID string) (json.RawMessage, error) {
+	lists, err := db.IgnoredUserListContents(ctx, []string{userID})
+	return lists[userID], err
+}
+
+// IgnoredUserListContents is IgnoredUserListContent for several users: the lists the cache
+// lacks are read in one query.
+func (db *DB) IgnoredUserListContents(ctx context.Context, users []string) (map[string]json.RawMessage, error) {
 	c := &db.ignoreLists
+	out := make(map[string]json.RawMessage, len(users))
+	var missing []string
 	gen := db.IgnoreListChanges()
 	c.mu.Lock()
 	if c.lists == nil || c.gen != gen || len(c.lists) >= maxCachedIgnoreLists {
 		c.gen, c.lists = gen, map[string]json.RawMessage{}
 	}
-	content, ok := c.lists[userID]
-	c.mu.Unlock()
-	if ok {
-		return content, nil
+	for _, u := range users {
+		if content, ok := c.lists[u]; ok {
+			out[u] = content
+		} else {
+			missing = append(missing, u)
+		}
 	}
-	d, err := GetAccountData(ctx, db, userID, "", IgnoredUserListType)
-	switch {
-	case errors.Is(err, ErrNotFound):
-	case err != nil:
+	c.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	read, err := GlobalAccountDataOfUsers(ctx, db, missing, IgnoredUserListType)
+	if err != nil {
 		return nil, err
-	default:
-		content = d.Content
 	}
 	// Kept only if no change committed since gen was taken: the read may have missed it.
 	c.mu.Lock()
-	if c.gen == gen && db.IgnoreListChanges() == gen {
-		c.lists[userID] = content
+	keep := c.gen == gen && db.IgnoreListChanges() == gen
+	for _, u := range missing {
+		out[u] = read[u] // nil: no list
+		if keep {
+			c.lists[u] = read[u]
+		}
 	}
 	c.mu.Unlock()
-	return content, nil
+	return out, nil
 }
 
 // GetAccountData returns one entry of a user's account data; ErrNotFound if it was never set.

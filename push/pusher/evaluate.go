@@ -241,45 +241,22 @@ func (w *Worker) isLocal(userID string) bool {
 
 // ignoreLists are the m.ignored_user_list of the users a batch was evaluated for: user -> the
 // users they ignore (nil: none), whose events never notify them. A batch takes each user's
-// list once, from the worker's cache (ignoreCache) or the database; lists changed during a
+// list once (from storage's cache of committed lists, or the database); lists changed during a
 // batch apply from the next, as they would if the batch had been evaluated a moment earlier.
 type ignoreLists map[string]map[string]bool
 
-// ignoreCache keeps users' ignore lists between batches, while the database's count of
-// changed lists (storage.IgnoreListChanges) stays at gen. Lists change rarely: a change in this
-// process empties the whole cache. Like the push rule cache, it does not see a change made by
-// another process on the same PostgreSQL database. Used only by Run's goroutine.
-type ignoreCache struct {
-	gen   uint64
-	lists ignoreLists
-}
-
-// maxCachedIgnoreLists bounds ignoreCache; past it the cache starts over.
-const maxCachedIgnoreLists = 20000
-
 // loadIgnoreLists gives lists the lists of those of users it lacks.
 func (w *Worker) loadIgnoreLists(ctx context.Context, lists ignoreLists, users []string) error {
-	c := &w.ignores
-	// Taken before the database is read: a change committed after it moves the count, and the
-	// next batch reads the list again.
-	if gen := w.cfg.DB.IgnoreListChanges(); c.lists == nil || gen != c.gen || len(c.lists) >= maxCachedIgnoreLists {
-		c.gen, c.lists = gen, ignoreLists{}
-	}
 	var missing []string
 	for _, u := range users {
-		if _, ok := lists[u]; ok {
-			continue
+		if _, ok := lists[u]; !ok {
+			missing = append(missing, u)
 		}
-		if l, ok := c.lists[u]; ok {
-			lists[u] = l
-			continue
-		}
-		missing = append(missing, u)
 	}
 	if len(missing) == 0 {
 		return nil
 	}
-	raw, err := storage.GlobalAccountDataOfUsers(ctx, w.cfg.DB, missing, storage.IgnoredUserListType)
+	raw, err := w.cfg.DB.IgnoredUserListContents(ctx, missing)
 	if err != nil {
 		return err
 	}
@@ -290,14 +267,13 @@ func (w *Worker) loadIgnoreLists(ctx context.Context, lists ignoreLists, users [
 			}
 			ignored map[string]bool
 		)
-		if js, ok := raw[u]; ok && json.Unmarshal(js, &content) == nil && len(content.Ignored) > 0 {
+		if js := raw[u]; js != nil && json.Unmarshal(js, &content) == nil && len(content.Ignored) > 0 {
 			ignored = make(map[string]bool, len(content.Ignored))
 			for id := range content.Ignored {
 				ignored[id] = true
 			}
 		}
 		lists[u] = ignored
-		c.lists[u] = ignored
 	}
 	return nil
 }

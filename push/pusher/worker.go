@@ -107,8 +107,6 @@ type Worker struct {
 	feed   map[int64]roomserver.NewEvent
 	// rooms caches what evaluation needs to know of a room; used only by the feed goroutine.
 	rooms map[storage.RoomNID]*roomContext
-	// ignores caches users' ignore lists (evaluate.go); used only by the feed goroutine.
-	ignores ignoreCache
 
 	// flushReq carries Flush's requests to Run.
 	flushReq chan chan error
