@@ -258,11 +258,7 @@ func (a *API) visibleChildren(ctx context.Context, who Requester, nids []storage
 // formatChildren formats the latest events of threads as a timeline event is formatted, with
 // their own aggregations but no thread of theirs.
 func (a *API) formatChildren(ctx context.Context, who Requester, evs []*event.Event, format EventFormat) ([]ClientEvent, error) {
-	ids := make([]string, len(evs))
-	for i, ev := range evs {
-		ids[i] = ev.ID()
-	}
-	txns, err := storage.TransactionIDs(ctx, a.db, who.Localpart, who.DeviceID, ids)
+	txns, err := transactionIDs(ctx, a.db, who, evs)
 	if err != nil {
 		return nil, mxhttp.Internal(err)
 	}

@@ -277,6 +277,21 @@ func (a *API) joinedMembers(r *http.Request, who Requester) (mxhttp.Response, er
 	return mxhttp.OK(map[string]any{"joined": joined}), nil
 }
 
+// transactionIDs returns the requesting device's transaction ids of those of evs it sent. Only
+// the user's own events can have one, so no other is looked up: most timelines need no query.
+func transactionIDs(ctx context.Context, r storage.Reader, who Requester, evs []*event.Event) (map[string]string, error) {
+	var ids []string
+	for _, ev := range evs {
+		if ev.Sender() == who.UserID {
+			ids = append(ids, ev.ID())
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return storage.TransactionIDs(ctx, r, who.Localpart, who.DeviceID, ids)
+}
+
 // clientEvents formats timeline events for the requester: their own device's transaction ids,
 // and for state events the entry they replaced (its content only if the requester may see it).
 func (a *API) clientEvents(ctx context.Context, who Requester, evs []*event.Event) ([]ClientEvent, error) {
@@ -284,11 +299,7 @@ func (a *API) clientEvents(ctx context.Context, who Requester, evs []*event.Even
 	if len(evs) == 0 {
 		return out, nil
 	}
-	ids := make([]string, len(evs))
-	for i, ev := range evs {
-		ids[i] = ev.ID()
-	}
-	txns, err := storage.TransactionIDs(ctx, a.db, who.Localpart, who.DeviceID, ids)
+	txns, err := transactionIDs(ctx, a.db, who, evs)
 	if err != nil {
 		return nil, mxhttp.Internal(err)
 	}

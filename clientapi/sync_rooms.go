@@ -495,11 +495,7 @@ func (h *syncHandlers) timelineEvents(ctx context.Context, who Requester, w *roo
 	if len(w.events) == 0 {
 		return out, nil
 	}
-	ids := make([]string, len(w.events))
-	for i, ev := range w.events {
-		ids[i] = ev.ID()
-	}
-	txns, err := storage.TransactionIDs(ctx, h.db, who.Localpart, who.DeviceID, ids)
+	txns, err := transactionIDs(ctx, h.db, who, w.events)
 	if err != nil {
 		return nil, err
 	}
