@@ -30,7 +30,7 @@ import (
 
 // jsScenarioTimeout bounds one run of the scenario, node's start included; the scenario's own
 // deadline (MYELIN_TIMEOUT_MS) is shorter so that it reports which step hung.
-const jsScenarioTimeout = 60 * time.Second
+const jsScenarioTimeout = 80 * time.Second
 
 var (
 	jsInstallOnce sync.Once
@@ -106,7 +106,7 @@ func TestJSClient(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "node", "scenario.mjs", hs.ClientURL)
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "MYELIN_TIMEOUT_MS=50000", "MYELIN_USER_PREFIX=js")
+		cmd.Env = append(os.Environ(), "MYELIN_TIMEOUT_MS=70000", "MYELIN_USER_PREFIX=js")
 		cmd.WaitDelay = 5 * time.Second
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr

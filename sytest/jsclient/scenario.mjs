@@ -387,9 +387,9 @@ async function main() {
             });
             await crypto.resetKeyBackup();
             // The SDK uploads its room keys after a random delay of up to 10 s (to spread the load
-            // of many clients), and backs off 1, 2, 4, 8 s after a failed upload; a CI run on two
-            // busy cores once took more than 25 s. checkKeyBackupAndEnable asks the server for the
-            // backup again.
+            // of many clients), and backs off 1, 2, 4, 8 s after a failed upload: on two busy
+            // cores this can exceed 25 s (a CI run failed after 31 s, most likely here).
+            // checkKeyBackupAndEnable asks the server for the backup again.
             const check = await until(
                 "bob's SDK to see a trusted key backup on the server holding his room keys",
                 async () => {
