@@ -29,11 +29,7 @@ func (tx *Tx) NextStreamPosition(ctx context.Context, stream string) (int64, err
 // order, 0 for a stream with none yet: one read where a /sync would make one per stream.
 func CurrentStreamPositions(ctx context.Context, r Reader, streams ...string) ([]int64, error) {
 	out := make([]int64, len(streams))
-	args := make([]any, len(streams))
-	for i, s := range streams {
-		args[i] = s
-	}
-	rows, err := r.Query(ctx, `SELECT stream, pos FROM stream_positions WHERE stream IN (`+placeholders(1, len(streams))+`)`, args...)
+	rows, err := r.Query(ctx, `SELECT stream, pos FROM stream_positions WHERE stream IN (`+placeholders(1, len(streams))+`)`, anys(streams)...)
 	if err != nil {
 		return nil, fmt.Errorf("storage: stream positions: %w", err)
 	}
