@@ -289,10 +289,12 @@ func TestFederationEphemeralAndKeys(t *testing.T) {
 				}
 				return false
 			})
-			r := alice.Must(t, 200, "POST", "/_matrix/client/v3/keys/query", map[string]any{"device_keys": map[string]any{bob.UserID: []string{}}})
-			if !strings.Contains(string(r.Raw), bob2.DeviceID) {
-				t.Fatalf("bob's new device missing from hs1's answer: %s", r.Raw)
-			}
+			// The login announces the device before its keys are uploaded, so the first change
+			// alice sees may be that one: like a client, she queries again after each change.
+			eventually(t, 30*time.Second, "bob's new device in hs1's /keys/query", func() bool {
+				r := alice.Must(t, 200, "POST", "/_matrix/client/v3/keys/query", map[string]any{"device_keys": map[string]any{bob.UserID: []string{}}})
+				return strings.Contains(string(r.Raw), bob2.DeviceID)
+			})
 		})
 
 		t.Run("to-device message across servers", func(t *testing.T) {
