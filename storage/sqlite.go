@@ -102,7 +102,11 @@ func openSQLite(ctx context.Context, path, synchronous string) (*DB, error) {
 	common := fmt.Sprintf("_busy_timeout=%d&_foreign_keys=on&_synchronous=%s&_stmt_cache_size=%d", busyTimeoutMS, synchronous, stmtCacheSize)
 	// BEGIN IMMEDIATE takes the write lock when the transaction starts, so a transaction that
 	// read first can never fail to upgrade to a writer halfway through.
-	writer, err := sql.Open(sqliteWriterDriver, path+"?"+common+"&_journal_mode=WAL&_txlock=immediate")
+	writerDSN := path + "?" + common + "&_journal_mode=WAL&_txlock=immediate"
+	if registerWalBuf() {
+		writerDSN += "&vfs=" + walBufVFS
+	}
+	writer, err := sql.Open(sqliteWriterDriver, writerDSN)
 	if err != nil {
 		return nil, fmt.Errorf("storage: opening sqlite writer: %w", err)
 	}
