@@ -224,9 +224,16 @@ func (h *syncHandlers) syncKeys(ctx context.Context, who Requester, initial bool
 	if err := h.keys.AckToDevice(ctx, who.UserID, who.DeviceID, since.ToDevice); err != nil {
 		return next, err
 	}
-	msgs, err := h.keys.ToDeviceSince(ctx, who.UserID, who.DeviceID, since.ToDevice, e2e.ToDeviceLimit)
-	if err != nil {
-		return next, err
+	// A message after the token has a position after it on the to-device stream, so when the
+	// stream has not moved there is none to look for (the usual case of a woken long-poll). One
+	// queued after to was read comes with the next sync, whose token is to.
+	var msgs []e2e.ToDeviceEvent
+	if to.ToDevice > since.ToDevice {
+		var err error
+		msgs, err = h.keys.ToDeviceSince(ctx, who.UserID, who.DeviceID, since.ToDevice, e2e.ToDeviceLimit)
+		if err != nil {
+			return next, err
+		}
 	}
 	resp.ToDevice.Events = append(resp.ToDevice.Events, msgs...)
 	if len(msgs) > 0 {
