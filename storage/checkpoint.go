@@ -13,20 +13,9 @@ import (
 // longest waits of the send benchmark. The checkpointer runs PASSIVE checkpoints on a connection
 // of its own instead, which neither readers nor the writer wait for. The writer's
 // wal_autocheckpoint stays as the backstop should the checkpointer fall behind.
-//
-// A checkpoint that copied the whole log makes the next write transaction start the log over,
-// and SQLite syncs the log's new header before that transaction's frames (so that stale frames
-// can never be replayed after a power loss): a device flush of 2 to 35 ms on this machine,
-// which that transaction and everyone waiting for the writer sit through. Every commit of the
-// send benchmark that held the writer over 10 ms was one. So a busy server checkpoints every
-// thousand commits, not every three hundred: with ten senders the p99 of a send fell from
-// 31-44 ms to 19-22 ms. (Making that first write right after the checkpoint, on the
-// checkpointer's initiative, was tried: it moved the flush onto the next send more often.)
 const (
 	// checkpointCommits: a checkpoint once this many transactions committed since the last.
-	// With about twelve pages a message, a thousand messages make a log of ~48 MiB, under the
-	// writer's wal_autocheckpoint backstop (sqlite.go).
-	checkpointCommits = 1000
+	checkpointCommits = 300
 	// checkpointIdle: and once this long has passed since the last with any commit since, so
 	// that a quiet server folds its log back too.
 	checkpointIdle = 5 * time.Second

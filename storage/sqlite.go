@@ -48,12 +48,9 @@ const secureDeletePragma = "PRAGMA secure_delete = FAST"
 // hundred or so messages. A larger log costs disk space, not durability: with
 // synchronous=NORMAL a committed transaction survives a process crash either way.
 //
-// The background checkpointer (checkpoint.go) folds the log back every thousand commits, well
-// before this backstop of 16,384 pages (64 MiB) makes a commit do it.
-//
 // When readers keep the log from being reset, it grows past that; journal_size_limit then
 // shrinks the file back once the log does restart, so a burst does not keep its disk space.
-const walAutocheckpointPragma = "PRAGMA wal_autocheckpoint = 16384; PRAGMA journal_size_limit = 67108864"
+const walAutocheckpointPragma = "PRAGMA wal_autocheckpoint = 8192; PRAGMA journal_size_limit = 67108864"
 
 var registerDrivers = sync.OnceFunc(func() {
 	sql.Register(sqliteWriterDriver, &sqlite3.SQLiteDriver{ConnectHook: pragmaHook(writerPragmas)})

@@ -27,7 +27,7 @@ func TestSQLiteConnectionSettings(t *testing.T) {
 		name   string
 		want   int64
 	}{
-		{true, "wal_autocheckpoint", 16384},
+		{true, "wal_autocheckpoint", 8192},
 		{true, "cache_size", -16384},
 		{true, "temp_store", 2},
 		{true, "journal_size_limit", 67108864},
