@@ -107,15 +107,16 @@ typedef struct walbuf_file {
 static int walbuf_flush(walbuf_file *f) {
 	if (f->len == 0) return SQLITE_OK;
 	int rc = f->real->pMethods->xWrite(f->real, f->buf, f->len, f->off);
-	// On failure the gathered frames are dropped: SQLite abandons the transaction they belong
-	// to, and frames past the log's last commit are never read.
+	// On failure the gathered frames are dropped: the error goes back to SQLite, which
+	// abandons the transaction they belong to, and frames past the log's last commit are never
+	// read.
 	f->len = 0;
-	f->commit_header = -1;
 	return rc;
 }
 
 // walbuf_write_through writes what is gathered, then data, unbuffered.
 static int walbuf_write_through(walbuf_file *f, const void *data, int amt, sqlite3_int64 ofst) {
+	f->commit_header = -1; // whatever commit frame was pending is in the file with this
 	int rc = walbuf_flush(f);
 	if (rc != SQLITE_OK) return rc;
 	rc = f->real->pMethods->xWrite(f->real, data, amt, ofst);
@@ -124,16 +125,10 @@ static int walbuf_write_through(walbuf_file *f, const void *data, int amt, sqlit
 	return rc;
 }
 
-// walbuf_reserve makes room for amt more bytes in the buffer, writing out what is gathered
-// when the buffer would pass WAL_BUFFER_MAX. It returns 0 when no memory could be had.
-static int walbuf_reserve(walbuf_file *f, int amt) {
-	int want = f->len + amt;
+// walbuf_grow makes the buffer hold at least want bytes; it returns 0 when no memory could be
+// had.
+static int walbuf_grow(walbuf_file *f, int want) {
 	if (want <= f->cap) return 1;
-	if (want > WAL_BUFFER_MAX) {
-		if (walbuf_flush(f) != SQLITE_OK) return 0;
-		want = amt;
-		if (want <= f->cap) return 1;
-	}
 	int cap = f->cap ? f->cap : 64 << 10;
 	while (cap < want) cap *= 2;
 	unsigned char *buf = realloc(f->buf, cap);
@@ -145,25 +140,33 @@ static int walbuf_reserve(walbuf_file *f, int amt) {
 
 static int walbuf_write(sqlite3_file *pf, const void *data, int amt, sqlite3_int64 ofst) {
 	walbuf_file *f = (walbuf_file *)pf;
-	if (ofst == 0 || ofst < f->hiwater || (f->len > 0 && ofst != f->off + f->len)) {
+	if (amt > WAL_BUFFER_MAX || ofst == 0 || ofst < f->hiwater || (f->len > 0 && ofst != f->off + f->len)) {
 		// The log's header (a restarted log), or a write over frames already written (SQLite
 		// rewriting a page or checksums within a transaction): in order, unbuffered.
 		return walbuf_write_through(f, data, amt, ofst);
 	}
-	if (!walbuf_reserve(f, amt)) return walbuf_write_through(f, data, amt, ofst);
+	// The page of a commit frame whose header was the last write: it completes the transaction.
+	// (A full buffer may have been written out between the two.)
+	int completes_commit = f->commit_header >= 0 && ofst == f->commit_header + WAL_FRAME_HEADER;
+	if (f->len + amt > WAL_BUFFER_MAX) {
+		int rc = walbuf_flush(f);
+		if (rc != SQLITE_OK) return rc;
+	}
+	if (!walbuf_grow(f, f->len + amt)) return walbuf_write_through(f, data, amt, ofst);
 	if (f->len == 0) f->off = ofst;
 	memcpy(f->buf + f->len, data, amt);
 	f->len += amt;
 	f->hiwater = ofst + amt;
+	if (completes_commit) {
+		// Everything of the transaction goes to the file now, before SQLite makes the commit
+		// visible.
+		f->commit_header = -1;
+		return walbuf_flush(f);
+	}
+	f->commit_header = -1;
 	if (amt == WAL_FRAME_HEADER) {
 		const unsigned char *h = data;
 		if (h[4] | h[5] | h[6] | h[7]) f->commit_header = ofst;
-		return SQLITE_OK;
-	}
-	if (f->commit_header >= 0 && ofst == f->commit_header + WAL_FRAME_HEADER) {
-		// The commit frame is complete: everything of the transaction goes to the file now,
-		// before SQLite makes the commit visible.
-		return walbuf_flush(f);
 	}
 	return SQLITE_OK;
 }
