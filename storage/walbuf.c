@@ -101,7 +101,7 @@ typedef struct walbuf_file {
 	int len, cap;
 	sqlite3_int64 off;      // file offset of buf[0]
 	sqlite3_int64 hiwater;  // end of everything written since the log's header was last written
-	sqlite3_int64 commit_header; // offset of a buffered commit frame's header, or -1
+	sqlite3_int64 commit_header; // offset of a commit frame's header written last, or -1
 } walbuf_file;
 
 static int walbuf_flush(walbuf_file *f) {
