@@ -242,37 +242,44 @@ static int walbuf_device_characteristics(sqlite3_file *pf) {
 	return f->real->pMethods->xDeviceCharacteristics(f->real);
 }
 
-// The log file has no shared memory and is not memory-mapped; these pass on what the base
-// file would answer should SQLite ever ask.
+// The log file has no shared memory and is not memory-mapped, so SQLite does not call these
+// on it; they pass on what the base file would answer, as far as its methods' version has them.
+#define SQLITE_IOERR 10
+
 static int walbuf_shm_map(sqlite3_file *pf, int pg, int pgsz, int extend, void volatile **pp) {
 	walbuf_file *f = (walbuf_file *)pf;
+	if (f->real->pMethods->iVersion < 2) return SQLITE_IOERR;
 	return f->real->pMethods->xShmMap(f->real, pg, pgsz, extend, pp);
 }
 
 static int walbuf_shm_lock(sqlite3_file *pf, int offset, int n, int flags) {
 	walbuf_file *f = (walbuf_file *)pf;
+	if (f->real->pMethods->iVersion < 2) return SQLITE_IOERR;
 	return f->real->pMethods->xShmLock(f->real, offset, n, flags);
 }
 
 static void walbuf_shm_barrier(sqlite3_file *pf) {
 	walbuf_file *f = (walbuf_file *)pf;
-	f->real->pMethods->xShmBarrier(f->real);
+	if (f->real->pMethods->iVersion >= 2) f->real->pMethods->xShmBarrier(f->real);
 }
 
 static int walbuf_shm_unmap(sqlite3_file *pf, int del) {
 	walbuf_file *f = (walbuf_file *)pf;
+	if (f->real->pMethods->iVersion < 2) return SQLITE_OK;
 	return f->real->pMethods->xShmUnmap(f->real, del);
 }
 
 static int walbuf_fetch(sqlite3_file *pf, sqlite3_int64 ofst, int amt, void **pp) {
 	walbuf_file *f = (walbuf_file *)pf;
+	*pp = NULL; // no mapping: SQLite reads instead
 	int rc = walbuf_flush(f);
-	if (rc != SQLITE_OK) return rc;
+	if (rc != SQLITE_OK || f->real->pMethods->iVersion < 3) return rc;
 	return f->real->pMethods->xFetch(f->real, ofst, amt, pp);
 }
 
 static int walbuf_unfetch(sqlite3_file *pf, sqlite3_int64 ofst, void *p) {
 	walbuf_file *f = (walbuf_file *)pf;
+	if (f->real->pMethods->iVersion < 3) return SQLITE_OK;
 	return f->real->pMethods->xUnfetch(f->real, ofst, p);
 }
 
