@@ -152,10 +152,19 @@ func TestWalBufCommitsReachTheFile(t *testing.T) {
 	crashCopy(t, path, want)
 }
 
-// crashCopy copies the database and its log as they are, without the wal-index, which
-// SQLite rebuilds from the log, checking every frame's checksum: what a crash would leave.
-// The copy must hold want and be intact.
+// crashCopy checks that a copy of the files as they are now (what a crash would leave) holds
+// want in table t.
 func crashCopy(t *testing.T, path string, want walBufTotals) {
+	t.Helper()
+	if got := readTotals(t, openCrashCopy(t, path)); got != want {
+		t.Fatalf("after recovery the copy holds %+v, want %+v", got, want)
+	}
+}
+
+// openCrashCopy copies the database and its log as they are, without the wal-index, which
+// SQLite rebuilds from the log, checking every frame's checksum: what a crash would leave. It
+// returns the copy, opened and checked intact.
+func openCrashCopy(t *testing.T, path string) *sql.DB {
 	t.Helper()
 	crash := filepath.Join(t.TempDir(), "crash.db")
 	for _, suffix := range []string{"", "-wal"} {
@@ -165,14 +174,12 @@ func crashCopy(t *testing.T, path string, want walBufTotals) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if got := readTotals(t, c); got != want {
-		t.Fatalf("after recovery the copy holds %+v, want %+v", got, want)
-	}
+	t.Cleanup(func() { c.Close() })
 	var integrity string
 	if err := c.QueryRow("PRAGMA integrity_check").Scan(&integrity); err != nil || integrity != "ok" {
 		t.Fatalf("integrity_check of the recovered copy: %q, %v", integrity, err)
 	}
+	return c
 }
 
 // Commits of every size from one page to a few hundred: wherever a commit's last frame falls
@@ -187,7 +194,6 @@ func TestWalBufCommitsOfEverySize(t *testing.T) {
 	}
 	defer r.Close()
 	mustExec(t, w, "CREATE TABLE b (id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
-	var want walBufTotals
 	for i := 1; i <= 120; i++ {
 		// Each step adds about one overflow page to the commit.
 		v := bytes.Repeat([]byte{byte(i)}, i*4000)
@@ -202,20 +208,12 @@ func TestWalBufCommitsOfEverySize(t *testing.T) {
 			t.Fatalf("commit %d: another connection reads %d bytes, not the %d written", i, len(got), len(v))
 		}
 	}
-	crash := filepath.Join(t.TempDir(), "crash.db")
-	for _, suffix := range []string{"", "-wal"} {
-		copyFile(t, path+suffix, crash+suffix)
-	}
-	c, err := sql.Open("sqlite3", crash)
-	if err != nil {
+	var got walBufTotals
+	if err := openCrashCopy(t, path).QueryRow("SELECT count(*), coalesce(sum(length(v)), 0) FROM b").Scan(&got.rows, &got.sum); err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if err := c.QueryRow("SELECT count(*), coalesce(sum(length(v)), 0) FROM b").Scan(&want.rows, &want.sum); err != nil {
-		t.Fatal(err)
-	}
-	if want.rows != 120 || want.sum != 4000*120*121/2 {
-		t.Fatalf("after recovery the copy holds %d rows of %d bytes", want.rows, want.sum)
+	if got.rows != 120 || got.sum != 4000*120*121/2 {
+		t.Fatalf("after recovery the copy holds %d rows of %d bytes", got.rows, got.sum)
 	}
 }
 
