@@ -15,10 +15,11 @@ import (
 	_ "github.com/mattn/go-sqlite3" // registers "sqlite3", the driver without Myelin's hooks
 )
 
-// openWalBufWriter opens path as the storage writer does, through walBufVFS, with a tiny page
-// cache so that big transactions spill frames into the log before they commit, and without
-// automatic checkpoints so that the log keeps every frame written.
-func openWalBufWriter(t *testing.T, path string) *sql.DB {
+// openWalBuf opens path as the storage writer does, through walBufVFS, with a tiny page cache
+// so that big transactions spill frames into the log before they commit, and without automatic
+// checkpoints so that the log keeps every frame written; and a reader on the default VFS, which
+// sees only what reached the file.
+func openWalBuf(t *testing.T, path string) (writer, reader *sql.DB) {
 	t.Helper()
 	if !registerWalBuf() {
 		t.Fatal("the buffered-log VFS did not register")
@@ -30,7 +31,12 @@ func openWalBufWriter(t *testing.T, path string) *sql.DB {
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
 	mustExec(t, db, "PRAGMA cache_size = 8; PRAGMA wal_autocheckpoint = 0")
-	return db
+	r, err := sql.Open("sqlite3", path+"?_query_only=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return db, r
 }
 
 func mustExec(t *testing.T, db interface {
@@ -64,12 +70,7 @@ func readTotals(t *testing.T, db *sql.DB) walBufTotals {
 func TestWalBufCommitsReachTheFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "walbuf.db")
-	w := openWalBufWriter(t, path)
-	r, err := sql.Open("sqlite3", path+"?_query_only=on")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	w, r := openWalBuf(t, path)
 	mustExec(t, w, "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, v BLOB NOT NULL)")
 	mustExec(t, w, "CREATE INDEX t_n ON t (n)")
 
@@ -182,17 +183,12 @@ func openCrashCopy(t *testing.T, path string) *sql.DB {
 	return c
 }
 
-// Commits of every size from one page to a few hundred: wherever a commit's last frame falls
+// Commits of every size from one page to about 120: wherever a commit's last frame falls
 // relative to the pieces the buffer is written in (its header may be the last thing a full
 // buffer holds, its page the first of the next), the commit is in the file when it returns.
 func TestWalBufCommitsOfEverySize(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "walbuf.db")
-	w := openWalBufWriter(t, path)
-	r, err := sql.Open("sqlite3", path+"?_query_only=on")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	w, r := openWalBuf(t, path)
 	mustExec(t, w, "CREATE TABLE b (id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
 	for i := 1; i <= 120; i++ {
 		// Each step adds about one overflow page to the commit.
