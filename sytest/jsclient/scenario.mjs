@@ -277,24 +277,36 @@ async function main() {
     const rootId = await step("thread", async () => {
         const root = await alice.client.sendTextMessage(roomId, "thread root");
         await seen(bob, roomId, "the thread root", (e) => e.getId() === root.event_id);
-        const reply = await bob.client.sendMessage(roomId, root.event_id, {
-            msgtype: "m.text",
-            body: "in the thread",
-            "m.relates_to": {
-                rel_type: sdk.THREAD_RELATION_TYPE.name,
-                event_id: root.event_id,
-                is_falling_back: true,
-                "m.in_reply_to": { event_id: root.event_id },
-            },
-        });
+        let reply;
+        try {
+            reply = await bob.client.sendMessage(roomId, root.event_id, {
+                msgtype: "m.text",
+                body: "in the thread",
+                "m.relates_to": {
+                    rel_type: sdk.THREAD_RELATION_TYPE.name,
+                    event_id: root.event_id,
+                    is_falling_back: true,
+                    "m.in_reply_to": { event_id: root.event_id },
+                },
+            });
+        } catch (err) {
+            // matrix-js-sdk 37 rejects the send of a thread reply whose remote echo came down
+            // /sync (with its transaction id) before the PUT's answer: the echo has already
+            // moved the local event into the thread's timeline, which Room.updatePendingEvent
+            // does not look in, so it throws "not a local echo". The server did what the spec
+            // asks; what a user sees is the reply in alice's view of the thread, checked below:
+            // without the send's answer, bob's one event in the thread is the reply.
+            if (!String(err?.message).includes("not a local echo")) throw err;
+        }
+        const isReply = (e) => (reply ? e.getId() === reply.event_id : e.getSender() === bob.userId);
         const thread = await until("alice's SDK to show the thread", () => {
             const t = aliceRoom.getThreads().find((t) => t.id === root.event_id);
-            return t && t.timeline.some((e) => e.getId() === reply.event_id) && t;
+            return t && t.timeline.some(isReply) && t;
         });
         assert(thread.rootEvent?.isThreadRoot, "the thread's root event is not marked as a thread root");
         assert(thread.length >= 1, `thread length is ${thread.length}`);
         // Threaded notification counts (unread_thread_notifications) and a threaded read receipt.
-        const replyEvent = thread.timeline.find((e) => e.getId() === reply.event_id);
+        const replyEvent = thread.timeline.find(isReply);
         await until(
             "alice's unread count of the thread to go up",
             () => aliceRoom.getThreadUnreadNotificationCount(root.event_id, sdk.NotificationCountType.Total) >= 1,
