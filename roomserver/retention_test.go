@@ -120,7 +120,7 @@ func TestPurgeExpired(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return tx.InsertPushActions(ctx, []storage.PushAction{{UserID: bob, RoomID: roomID, EventID: root.ID(),
+			return tx.InsertPushActions(ctx, []storage.PushAction{{UserID: bob, RoomNID: rec.Room, RoomID: roomID, EventID: root.ID(),
 				StreamPos: rec.StreamPos, ThreadID: "main", Notify: true, Actions: json.RawMessage(`["notify"]`), TS: 1}})
 		})
 		if err != nil {
@@ -210,7 +210,7 @@ func TestPurgeExpired(t *testing.T) {
 				}
 			}
 		}
-		if got := countWhere(t, db, `SELECT COUNT(*) FROM event_push_actions WHERE event_id = $1`, root.ID()); got != 0 {
+		if got := countWhere(t, db, `SELECT COUNT(*) FROM event_push_actions WHERE user_id = $1`, bob); got != 0 { // bob's only one
 			t.Errorf("push actions of the purged root: %d", got)
 		}
 		if got := countWhere(t, db, `SELECT COUNT(*) FROM thread_roots WHERE root_id = $1`, root.ID()); got != 0 {

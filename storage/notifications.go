@@ -19,8 +19,11 @@ const ThreadMain = "main"
 
 // PushAction is one event that notified (or highlighted for) one user.
 type PushAction struct {
-	UserID    string
-	RoomID    string
+	UserID string
+	// RoomNID is what InsertPushActions stores of the room; the readers fill RoomID from it.
+	RoomNID RoomNID
+	RoomID  string
+	// EventID is not stored: the readers find it by the event's stream position.
 	EventID   string
 	StreamPos int64
 	// ThreadID is ThreadMain or the thread root's event id.
@@ -34,16 +37,16 @@ type PushAction struct {
 	Read bool
 }
 
-// readPosition is the stream position up to which the user of a push action (alias a) has
-// read its thread: the furthest of their m.read and m.read.private receipts, unthreaded or in
+// readPosition is the stream position up to which the user of a push action (alias a, its
+// room's row in rooms alias rm) has read its thread: the furthest of their m.read and m.read.private receipts, unthreaded or in
 // the action's thread, and of their own latest event in the thread; 0 if none. A receipt on
 // an event not on the timeline counts as none.
 const readPosition = `COALESCE((SELECT MAX(x.pos) FROM (
 		SELECT e.stream_pos AS pos FROM receipts r JOIN events e ON e.event_id = r.event_id
-			WHERE r.room_id = a.room_id AND r.user_id = a.user_id AND r.receipt_type IN ('m.read', 'm.read.private')
+			WHERE r.room_id = rm.room_id AND r.user_id = a.user_id AND r.receipt_type IN ('m.read', 'm.read.private')
 			AND (r.thread_id = '' OR r.thread_id = a.thread_id)
 		UNION ALL SELECT s.stream_pos AS pos FROM event_push_read s
-			WHERE s.user_id = a.user_id AND s.room_id = a.room_id AND s.thread_id = a.thread_id
+			WHERE s.user_id = a.user_id AND s.room_id = rm.room_id AND s.thread_id = a.thread_id
 	) x), 0)`
 
 // SetOwnEventRead records that a local user sent an event at pos in a room's thread, which
@@ -60,22 +63,52 @@ func (tx *Tx) SetOwnEventRead(ctx context.Context, userID, roomID, threadID stri
 
 // InsertPushActions records actions; an action already recorded (same user and event, which
 // is the same user and stream position: the table's key, see migration 0022) is left as it
-// is, so that evaluating an event twice never counts it twice.
+// is, so that evaluating an event twice never counts it twice. Of each action it stores the
+// user, the stream position, the room's short id (RoomNID), the thread, the flags, the time
+// and the actions as a short id into push_action_sets (migration 0028).
 func (tx *Tx) InsertPushActions(ctx context.Context, acts []PushAction) error {
-	const perRow = 9
+	sets := map[string]int64{}
+	for _, a := range acts {
+		if _, ok := sets[string(a.Actions)]; ok {
+			continue
+		}
+		id, err := tx.pushActionSet(ctx, string(a.Actions))
+		if err != nil {
+			return fmt.Errorf("storage: recording push actions: %w", err)
+		}
+		sets[string(a.Actions)] = id
+	}
+	const perRow = 8
 	for chunk := range binaryChunks(acts, maxRowsPerInsert) {
 		args := make([]any, 0, perRow*len(chunk))
 		for _, a := range chunk {
-			args = append(args, a.UserID, a.RoomID, a.EventID, a.StreamPos, a.ThreadID, a.Notify, a.Highlight, string(a.Actions), a.TS)
+			args = append(args, a.UserID, a.StreamPos, a.RoomNID, a.ThreadID, a.Notify, a.Highlight, sets[string(a.Actions)], a.TS)
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO event_push_actions
-			(user_id, room_id, event_id, stream_pos, thread_id, notify, highlight, actions, ts)
+			(user_id, stream_pos, room_nid, thread_id, notify, highlight, set_id, ts)
 			VALUES `+rowValues(len(chunk), perRow)+` ON CONFLICT (user_id, stream_pos) DO NOTHING`, args...)
 		if err != nil {
 			return fmt.Errorf("storage: recording push actions: %w", err)
 		}
 	}
 	return nil
+}
+
+// pushActionSet returns the id of an action list in push_action_sets, adding it when new.
+func (tx *Tx) pushActionSet(ctx context.Context, actions string) (int64, error) {
+	var id int64
+	err := tx.QueryRow(ctx, `SELECT set_id FROM push_action_sets WHERE actions = $1`, actions).Scan(&id)
+	if !errors.Is(err, ErrNotFound) {
+		return id, err
+	}
+	// ON CONFLICT: a concurrent transaction (PostgreSQL) may have added it since; its row is
+	// then read again, once that transaction has committed.
+	err = tx.QueryRow(ctx, `INSERT INTO push_action_sets (actions) VALUES ($1)
+		ON CONFLICT (actions) DO NOTHING RETURNING set_id`, actions).Scan(&id)
+	if errors.Is(err, ErrNotFound) {
+		err = tx.QueryRow(ctx, `SELECT set_id FROM push_action_sets WHERE actions = $1`, actions).Scan(&id)
+	}
+	return id, err
 }
 
 // PushWorkerPosition returns the position on the events stream up to which push rules have
@@ -176,12 +209,13 @@ func UnreadCountsAfter(ctx context.Context, r Reader, userID string, rooms []str
 			if threaded {
 				cond = " AND a.thread_id = t.column2"
 			}
-			rows, err := r.Query(ctx, `SELECT a.room_id, a.thread_id,
+			rows, err := r.Query(ctx, `SELECT rm.room_id, a.thread_id,
 					SUM(CASE WHEN a.notify THEN 1 ELSE 0 END), SUM(CASE WHEN a.highlight THEN 1 ELSE 0 END)
 				FROM (VALUES `+strings.Join(values, ", ")+`) AS t
-				JOIN event_push_actions a ON a.user_id = $1 AND a.room_id = t.column1`+cond+`
+				JOIN rooms rm ON rm.room_id = t.column1
+				JOIN event_push_actions a ON a.user_id = $1 AND a.room_nid = rm.room_nid`+cond+`
 					AND a.stream_pos > t.column3 AND a.stream_pos <= t.column4
-				GROUP BY a.room_id, a.thread_id`, args...)
+				GROUP BY rm.room_id, a.thread_id`, args...)
 			if err != nil {
 				return err
 			}
@@ -218,7 +252,7 @@ func UnreadCountsAfter(ctx context.Context, r Reader, userID string, rooms []str
 // UnreadCounts).
 func TotalUnread(ctx context.Context, r Reader, userID string, upTo int64) (int, error) {
 	var n int
-	err := r.QueryRow(ctx, `SELECT COUNT(*) FROM event_push_actions a
+	err := r.QueryRow(ctx, `SELECT COUNT(*) FROM event_push_actions a JOIN rooms rm ON rm.room_nid = a.room_nid
 		WHERE a.user_id = $1 AND a.notify AND a.stream_pos <= $2 AND a.stream_pos > `+readPosition, userID, upTo).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("storage: counting unread notifications: %w", err)
@@ -270,8 +304,8 @@ func UserReadPositions(ctx context.Context, r Reader, userID string, rooms []str
 // between two positions: new actions on the events stream in (fromEvents, toEvents], or the
 // user's own read receipts changed on the receipts stream in (fromReceipts, toReceipts].
 func RoomsWithCountChanges(ctx context.Context, r Reader, userID string, fromEvents, toEvents, fromReceipts, toReceipts int64) ([]string, error) {
-	return queryStrings(ctx, r, `SELECT room_id FROM event_push_actions
-			WHERE user_id = $1 AND stream_pos > $2 AND stream_pos <= $3
+	return queryStrings(ctx, r, `SELECT rm.room_id FROM event_push_actions a JOIN rooms rm ON rm.room_nid = a.room_nid
+			WHERE a.user_id = $1 AND a.stream_pos > $2 AND a.stream_pos <= $3
 		UNION SELECT room_id FROM receipts
 			WHERE user_id = $1 AND stream_pos > $4 AND stream_pos <= $5 AND receipt_type IN ('m.read', 'm.read.private')`,
 		userID, fromEvents, toEvents, fromReceipts, toReceipts)
@@ -294,9 +328,13 @@ type NotificationsQuery struct {
 
 // PushActions returns a user's push actions with their read state, as q selects them.
 func PushActions(ctx context.Context, r Reader, q NotificationsQuery) ([]PushAction, error) {
-	query := `SELECT a.room_id, a.event_id, a.stream_pos, a.thread_id, a.notify, a.highlight, a.actions, a.ts,
+	query := `SELECT rm.room_id, e.event_id, a.stream_pos, a.thread_id, a.notify, a.highlight, s.actions, a.ts,
 			CASE WHEN a.stream_pos <= ` + readPosition + ` THEN 1 ELSE 0 END
-		FROM event_push_actions a WHERE a.user_id = $1 AND a.stream_pos > $2`
+		FROM event_push_actions a
+		JOIN rooms rm ON rm.room_nid = a.room_nid
+		JOIN events e ON e.stream_pos = a.stream_pos AND e.room_nid = a.room_nid
+		JOIN push_action_sets s ON s.set_id = a.set_id
+		WHERE a.user_id = $1 AND a.stream_pos > $2`
 	args := []any{q.UserID, q.After}
 	if q.Before > 0 {
 		query += ` AND a.stream_pos < $3`
@@ -343,7 +381,7 @@ func PushActions(ctx context.Context, r Reader, q NotificationsQuery) ([]PushAct
 func (tx *Tx) DeletePushActionsOfEvent(ctx context.Context, eventID string) error {
 	tx.pushActionsDeleted = true
 	if _, err := tx.Exec(ctx, `DELETE FROM event_push_actions
-		WHERE stream_pos IN (SELECT stream_pos FROM events WHERE event_id = $1) AND event_id = $1`, eventID); err != nil {
+		WHERE stream_pos IN (SELECT stream_pos FROM events WHERE event_id = $1 AND stream_pos > 0)`, eventID); err != nil {
 		return fmt.Errorf("storage: deleting push actions of an event: %w", err)
 	}
 	return nil

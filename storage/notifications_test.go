@@ -41,7 +41,7 @@ func TestUnreadCountsFollowReceipts(t *testing.T) {
 			if th == "" {
 				th = storage.ThreadMain
 			}
-			acts = append(acts, storage.PushAction{UserID: user, RoomID: room, EventID: id, StreamPos: int64(i),
+			acts = append(acts, storage.PushAction{UserID: user, RoomNID: roomNID, RoomID: room, EventID: id, StreamPos: int64(i),
 				ThreadID: th, Notify: true, Highlight: i == 2, Actions: json.RawMessage(`["notify"]`), TS: int64(1000 * i)})
 		}
 		tx(func(tx *storage.Tx) error { return tx.InsertPushActions(ctx, acts) })
@@ -293,6 +293,68 @@ func TestPrunePushActionsByPosition(t *testing.T) {
 			if n := prune(c.before); n != c.want {
 				t.Errorf("pruning before %d: %d, want %d", c.before, n, c.want)
 			}
+		}
+	})
+}
+
+// Migration 0028 carries the push actions of the older schema over: the room becomes its short
+// id, the actions an id into push_action_sets, and the readers give back what was written.
+func TestPushActionsCarriedIntoCompactRows(t *testing.T) {
+	storagetest.ForEachConfig(t, func(t *testing.T, cfg storage.Config) {
+		ctx := context.Background()
+		old, err := storage.OpenMigratedTo(ctx, cfg, 27)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const room = "!r:x"
+		sound := `["notify",{"set_tweak":"sound","value":"default"}]`
+		err = old.WithTx(ctx, func(tx *storage.Tx) error {
+			nid, err := tx.InsertRoom(ctx, room, "12")
+			if err != nil {
+				return err
+			}
+			for i := int64(1); i <= 3; i++ {
+				if _, err := tx.InsertEvent(ctx, storage.EventRecord{Room: nid, EventID: fmt.Sprint("$", i), Type: "m.room.message",
+					Sender: "@alice:x", Depth: i, StreamPos: i, JSON: []byte(`{"type":"m.room.message"}`)}); err != nil {
+					return err
+				}
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO event_push_actions
+				(user_id, room_id, event_id, stream_pos, thread_id, notify, highlight, actions, ts) VALUES
+				('@bob:x', '!r:x', '$1', 1, 'main', TRUE, FALSE, $1, 100),
+				('@bob:x', '!r:x', '$2', 2, '$1', TRUE, TRUE, '["notify",{"set_tweak":"highlight"}]', 200),
+				('@carol:x', '!r:x', '$1', 1, 'main', TRUE, FALSE, $1, 100),
+				('@bob:x', '!gone:x', '$9', 9, 'main', TRUE, FALSE, $1, 900)`, sound)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := old.Close(); err != nil {
+			t.Fatal(err)
+		}
+		db := mustOpen(t, cfg)
+		defer db.Close()
+
+		got, err := storage.PushActions(ctx, db, storage.NotificationsQuery{UserID: "@bob:x", Limit: 10, Ascending: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []storage.PushAction{
+			{UserID: "@bob:x", RoomID: room, EventID: "$1", StreamPos: 1, ThreadID: "main", Notify: true, Actions: json.RawMessage(sound), TS: 100},
+			{UserID: "@bob:x", RoomID: room, EventID: "$2", StreamPos: 2, ThreadID: "$1", Notify: true, Highlight: true,
+				Actions: json.RawMessage(`["notify",{"set_tweak":"highlight"}]`), TS: 200},
+		}
+		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+			t.Fatalf("bob's actions after the migration:\n got %+v\nwant %+v", got, want)
+		}
+		counts, err := storage.UnreadCounts(ctx, db, "@carol:x", []string{room}, 10)
+		if err != nil || len(counts) != 1 || counts[0].Notifications != 1 || counts[0].ThreadID != "main" {
+			t.Fatalf("carol's counts after the migration: %+v, %v", counts, err)
+		}
+		var sets int
+		if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM push_action_sets`).Scan(&sets); err != nil || sets != 2 {
+			t.Fatalf("push_action_sets holds %d lists (%v), want the 2 distinct ones", sets, err)
 		}
 	})
 }

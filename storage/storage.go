@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"sync/atomic"
 )
@@ -60,6 +61,11 @@ type DB struct {
 // Open opens the database cfg names, creating it if needed, and applies pending migrations.
 // A database whose schema is newer than this binary is refused with ErrSchemaTooNew.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
+	return open(ctx, cfg, embeddedMigrations())
+}
+
+// open is Open with the migrations of fsys.
+func open(ctx context.Context, cfg Config, migrations fs.FS) (*DB, error) {
 	dialect, target, err := cfg.resolve()
 	if err != nil {
 		return nil, err
@@ -85,7 +91,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, err
 		}
 	}
-	if err := db.migrate(ctx, embeddedMigrations()); err != nil {
+	if err := db.migrate(ctx, migrations); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
 	return db, nil

@@ -75,7 +75,7 @@ func deliverySetup(t *testing.T, db *storage.DB, gwURL string, n int, allowPriva
 				Sender: "@alice:x", Depth: int64(i), StreamPos: int64(i), JSON: []byte(`{"content":{"body":"secret"}}`)}); err != nil {
 				return err
 			}
-			acts = append(acts, storage.PushAction{UserID: "@bob:x", RoomID: "!r:x", EventID: id, StreamPos: int64(i),
+			acts = append(acts, storage.PushAction{UserID: "@bob:x", RoomNID: room, RoomID: "!r:x", EventID: id, StreamPos: int64(i),
 				ThreadID: storage.ThreadMain, Notify: true, Actions: json.RawMessage(`["notify",{"set_tweak":"sound","value":"default"}]`),
 				TS: time.Now().UnixMilli()})
 		}

@@ -32,6 +32,7 @@ const maxThreadHops = 3
 // drops the cached context.
 type roomContext struct {
 	loaded  time.Time
+	nid     storage.RoomNID
 	roomID  string
 	version event.RoomVersion
 	// local are the local joined members with the position of their latest join; names their
@@ -207,7 +208,7 @@ func (w *Worker) actions(ctx context.Context, rc *roomContext, ev *event.Event, 
 			}
 		}
 		acts = append(acts, storage.PushAction{
-			UserID: user, RoomID: rc.roomID, EventID: ev.ID(), StreamPos: pos, ThreadID: threadID,
+			UserID: user, RoomNID: rc.nid, RoomID: rc.roomID, EventID: ev.ID(), StreamPos: pos, ThreadID: threadID,
 			Notify: out.Notify, Highlight: out.Highlight, Actions: actions, TS: now,
 		})
 	}
@@ -291,7 +292,7 @@ func (w *Worker) roomContext(ctx context.Context, nid storage.RoomNID) (*roomCon
 	if err != nil {
 		return nil, err
 	}
-	rc := &roomContext{loaded: w.cfg.Now(), roomID: room.ID, version: v, local: map[string]int64{}, names: map[string]string{}}
+	rc := &roomContext{loaded: w.cfg.Now(), nid: nid, roomID: room.ID, version: v, local: map[string]int64{}, names: map[string]string{}}
 	joined, err := storage.JoinedMembersWithJoinPos(ctx, w.cfg.DB, nid)
 	if err != nil {
 		return nil, err
