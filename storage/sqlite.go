@@ -141,5 +141,6 @@ func openSQLite(ctx context.Context, path, synchronous string) (*DB, error) {
 	ckpt.SetMaxIdleConns(1)
 	ckpt.SetConnMaxLifetime(0)
 	ckpt.SetConnMaxIdleTime(0)
-	return &DB{dialect: SQLite, writer: writer, reader: reader, checkpoints: startCheckpointer(ckpt)}, nil
+	return &DB{dialect: SQLite, writer: writer, reader: reader, checkpoints: startCheckpointer(ckpt),
+		positions: &streamPositionCache{last: map[string]int64{}}}, nil
 }

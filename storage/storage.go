@@ -56,6 +56,9 @@ type DB struct {
 	// checkpoints folds SQLite's write-ahead log back in the background (checkpoint.go); nil
 	// with PostgreSQL.
 	checkpoints *checkpointer
+	// positions are the stream positions SQLite's writer committed last (streams.go); nil with
+	// PostgreSQL.
+	positions *streamPositionCache
 }
 
 // Open opens the database cfg names, creating it if needed, and applies pending migrations.

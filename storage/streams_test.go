@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -110,6 +111,62 @@ func TestCurrentStreamPositions(t *testing.T) {
 		got, err := storage.CurrentStreamPositions(ctx, db, "c", "unused", "a", "b")
 		if err != nil || !slices.Equal(got, []int64{3, 0, 1, 2}) {
 			t.Fatalf("positions = %v, %v; want [3 0 1 2]", got, err)
+		}
+	})
+}
+
+// A rolled-back allocation is handed out again, and a position changed behind
+// NextStreamPosition's back (another process, a statement of its own) is never handed out
+// twice: SQLite's writer knows the position it committed last and checks it (streams.go).
+func TestStreamPositionsAfterRollbackAndOutsideChanges(t *testing.T) {
+	storagetest.ForEachBackend(t, func(t *testing.T, db *storage.DB) {
+		ctx := context.Background()
+		next := func(n int, fail bool) []int64 {
+			t.Helper()
+			var got []int64
+			errRollback := errors.New("roll back")
+			err := db.WithTx(ctx, func(tx *storage.Tx) error {
+				for range n {
+					pos, err := tx.NextStreamPosition(ctx, "timeline")
+					if err != nil {
+						return err
+					}
+					got = append(got, pos)
+				}
+				if fail {
+					return errRollback
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, errRollback) {
+				t.Fatal(err)
+			}
+			return got
+		}
+		for _, c := range []struct {
+			n    int
+			fail bool
+			want []int64
+		}{
+			{1, false, []int64{1}},
+			{2, true, []int64{2, 3}}, // rolled back
+			{2, false, []int64{2, 3}},
+		} {
+			if got := next(c.n, c.fail); !slices.Equal(got, c.want) {
+				t.Fatalf("positions %v, want %v", got, c.want)
+			}
+		}
+		if err := db.WithTx(ctx, func(tx *storage.Tx) error {
+			_, err := tx.Exec(ctx, `UPDATE stream_positions SET pos = pos + 10 WHERE stream = $1`, "timeline")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := next(2, false); !slices.Equal(got, []int64{14, 15}) {
+			t.Fatalf("after the row moved to 13 outside: %v, want [14 15]", got)
+		}
+		if pos, err := storage.CurrentStreamPosition(ctx, db, "timeline"); err != nil || pos != 15 {
+			t.Fatalf("current position = %d, %v; want 15", pos, err)
 		}
 	})
 }

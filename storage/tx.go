@@ -27,6 +27,11 @@ type Tx struct {
 	// ignoreListsChanged: an m.ignored_user_list was set or deleted; IgnoreListChanges moves
 	// after the commit.
 	ignoreListsChanged bool
+	// positions are SQLite's committed stream positions (streams.go), nil with PostgreSQL;
+	// allocated the positions this transaction allocated, by stream, published to positions
+	// after the commit.
+	positions *streamPositionCache
+	allocated map[string]int64
 }
 
 var _ Reader = (*Tx)(nil)
@@ -71,6 +76,9 @@ func (db *DB) withTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn 
 		}
 	}()
 	tx := &Tx{tx: sqlTx, dialect: db.dialect}
+	if pool == db.writer {
+		tx.positions = db.positions
+	}
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -88,6 +96,9 @@ func (db *DB) withTx(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn 
 	}
 	if err != nil {
 		return fmt.Errorf("storage: committing: %w", db.dialect.mapErr(err))
+	}
+	if tx.positions != nil && len(tx.allocated) > 0 {
+		tx.positions.committed(tx.allocated)
 	}
 	if db.checkpoints != nil && pool == db.writer {
 		db.checkpoints.committed()
