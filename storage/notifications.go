@@ -37,10 +37,10 @@ type PushAction struct {
 	Read bool
 }
 
-// readPosition is the stream position up to which the user of a push action (alias a, its
-// room's row in rooms alias rm) has read its thread: the furthest of their m.read and m.read.private receipts, unthreaded or in
-// the action's thread, and of their own latest event in the thread; 0 if none. A receipt on
-// an event not on the timeline counts as none.
+// readPosition is the stream position up to which the user of a push action (alias a; its
+// room's row in rooms, alias rm) has read its thread: the furthest of their m.read and
+// m.read.private receipts, unthreaded or in the action's thread, and of their own latest event
+// in the thread; 0 if none. A receipt on an event not on the timeline counts as none.
 const readPosition = `COALESCE((SELECT MAX(x.pos) FROM (
 		SELECT e.stream_pos AS pos FROM receipts r JOIN events e ON e.event_id = r.event_id
 			WHERE r.room_id = rm.room_id AND r.user_id = a.user_id AND r.receipt_type IN ('m.read', 'm.read.private')

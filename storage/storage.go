@@ -67,7 +67,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	return open(ctx, cfg, embeddedMigrations())
 }
 
-// open is Open with the migrations of fsys.
+// open is Open, applying the migrations found in migrations.
 func open(ctx context.Context, cfg Config, migrations fs.FS) (*DB, error) {
 	dialect, target, err := cfg.resolve()
 	if err != nil {
